@@ -1,0 +1,1 @@
+"""The `bai` command line: click commands, endpoint client, wire types, settings."""

@@ -1,0 +1,1 @@
+"""The transcript store: per-deployment event logs, compaction and the history.json projection."""
