@@ -1,1 +1,23 @@
-"""The transcript store: per-deployment event logs, compaction and the history.json projection."""
+"""The transcript store of `bai`: per-deployment event logs, compaction and the history.json projection.
+
+    store = Store()                                   # $BAI_CHAT_HOME or ~/.backend.ai/deployment_chat
+    store.record_round("dep-1", "hi", "hello!")       # durable when it returns
+    store.context("dep-1", limit=10)                  # [{"role": "user", ...}, ...] for replay
+    store.history("dep-1"); store.clear("dep-1"); store.compact(); store.deployments()
+
+Nothing here knows about HTTP or the command line.
+"""
+
+from ._caps import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, Caps, CapsPolicy
+from ._errors import InvalidDeploymentId, StoreBusy, StoreError, StoreVersionError, StoreWriteError
+from ._events import RoundEvent
+from ._files import default_root
+from ._ids import check_deployment_id, is_valid_deployment_id
+from ._projection import Message
+from ._store import DeploymentSummary, Recorded, Store
+
+__all__ = [
+    "Caps", "CapsPolicy", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_MESSAGES", "DeploymentSummary",
+    "InvalidDeploymentId", "Message", "Recorded", "RoundEvent", "Store", "StoreBusy", "StoreError",
+    "StoreVersionError", "StoreWriteError", "check_deployment_id", "default_root", "is_valid_deployment_id",
+]

@@ -1,0 +1,52 @@
+"""Per-deployment caps, and which rounds survive them (FIFO: the oldest go first)."""
+
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import msgspec
+
+from ._events import BaseEvent, RoundEvent, encode_line
+from ._projection import projected_size
+
+DEFAULT_MAX_MESSAGES = 100
+DEFAULT_MAX_BYTES = 1 << 20
+
+
+class Caps(msgspec.Struct, frozen=True):
+    """At most `messages` messages (whole rounds, so an odd cap rounds down) and `bytes` bytes,
+    counted both as the deployment's log file and as its entry in history.json."""
+
+    messages: int = DEFAULT_MAX_MESSAGES
+    bytes: int = DEFAULT_MAX_BYTES
+
+    def __post_init__(self) -> None:
+        if self.messages < 0 or self.bytes < 0:
+            raise ValueError("caps must not be negative")
+
+
+CapsPolicy = Union[Caps, Callable[[str], Caps]]
+
+# The widest base record a log can start with: its bytes count against the cap too.
+_BASE_ALLOWANCE = len(encode_line(BaseEvent(v=1, seq=10**18, deployment="x" * 128, ts="2026-01-01T00:00:00.000+00:00")))
+
+
+def caps_for(policy: CapsPolicy, deployment: str) -> Caps:
+    return policy if isinstance(policy, Caps) else policy(deployment)
+
+
+def within_caps(rounds: list[RoundEvent], caps: Caps) -> list[RoundEvent]:
+    """The newest rounds that fit the caps, oldest first."""
+    max_rounds = caps.messages // 2
+    log_budget = caps.bytes - _BASE_ALLOWANCE
+    projection_budget = caps.bytes - 3  # the list's brackets and a last comma
+    kept = 0
+    for r in reversed(rounds):
+        if kept >= max_rounds:
+            break
+        log_budget -= len(encode_line(r))
+        projection_budget -= projected_size(r)
+        if log_budget < 0 or projection_budget < 0:
+            break
+        kept += 1
+    return rounds[len(rounds) - kept :] if kept else []

@@ -1,0 +1,54 @@
+"""Every error the store raises, in one place.
+
+StoreError                    base; its str() is a one-line message fit for a user
+├── InvalidDeploymentId       the id breaks the naming rule (also a ValueError)
+├── StoreBusy                 another process held the lock past the timeout
+├── StoreWriteError           the disk refused a write (ENOSPC, EIO, short write...)
+└── StoreVersionError         a file was written by a newer version of the store
+"""
+
+from __future__ import annotations
+
+import errno
+
+
+class StoreError(Exception):
+    """Base of all store errors; the message is one line meant for the user."""
+
+
+class InvalidDeploymentId(StoreError, ValueError):
+    def __init__(self, deployment: object) -> None:
+        shown = repr(deployment) if len(repr(deployment)) <= 60 else repr(deployment)[:57] + "..."
+        super().__init__(
+            f"invalid deployment id {shown}: use 1-128 characters of A-Z a-z 0-9 . _ : -, "
+            "starting with a letter or digit"
+        )
+        self.deployment = deployment
+
+
+class StoreBusy(StoreError):
+    def __init__(self, lock_path: str, timeout: float) -> None:
+        super().__init__(
+            f"chat history store is busy: another bai process held {lock_path} for over {timeout:g}s; try again"
+        )
+
+
+class StoreWriteError(StoreError):
+    """A write did not reach the disk; whatever was there before is still valid."""
+
+    def __init__(self, what: str, cause: OSError) -> None:
+        reason = {
+            errno.ENOSPC: "the disk is full",
+            errno.EDQUOT: "the disk quota is exceeded",
+            errno.EIO: "an I/O error occurred",
+            errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied",
+        }.get(cause.errno or 0, cause.strerror or str(cause))
+        super().__init__(f"could not save {what}: {reason}; nothing was changed")
+        self.cause = cause
+
+
+class StoreVersionError(StoreError):
+    def __init__(self, path: str, version: object) -> None:
+        super().__init__(f"{path} was written by a newer bai (format version {version}); upgrade bai to use it")

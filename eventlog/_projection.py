@@ -1,0 +1,132 @@
+"""history.json: the projection of every deployment's visible rounds, in Backend.AI's shape.
+
+    {"version": 1, "last_seq": {"<id>": N}, "deployments": {"<id>": [message, ...]}}
+
+A round is two messages that share its `seq`: the user's (`created_at` = when it was sent)
+and the assistant's (`created_at` = when the answer completed, plus model, finish_reason and
+usage). Only `role` and `content` ever go on the wire. The messages carry everything a round
+event holds, so a round can be rebuilt from the projection exactly (recovery uses that).
+
+A file without "version" is Backend.AI's own history.json: decoded leniently, one bad
+deployment entry never costs the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import msgspec
+
+from ._events import RoundEvent, now_iso
+from ._upcast import CURRENT_VERSION
+
+PROJECTION_VERSION = 1
+
+
+class Message(msgspec.Struct, omit_defaults=True, frozen=True):
+    role: str
+    content: str
+    created_at: str | None = None
+    seq: int | None = None
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class Projection(msgspec.Struct, omit_defaults=True):
+    deployments: dict[str, list[Message]]
+    version: int | None = None  # None: a Backend.AI file
+    last_seq: dict[str, int] = {}
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Projection)
+_list_decoder = msgspec.json.Decoder(list[Message])
+
+
+class Unreadable(Exception):
+    """history.json cannot be used; the message says why, in a few words."""
+
+
+def encode_projection(projection: Projection) -> bytes:
+    return _encoder.encode(projection) + b"\n"
+
+
+def decode_projection(data: bytes, warn: Callable[[str], None]) -> Projection:
+    """Decode history.json. Raises Unreadable if nothing of it can be used."""
+    try:
+        projection = _decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _decode_leniently(data, warn)
+    if projection.version not in (None, PROJECTION_VERSION):
+        raise Unreadable(f"unknown format version {projection.version!r}")
+    return projection
+
+
+def _decode_leniently(data: bytes, warn: Callable[[str], None]) -> Projection:
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError as e:
+        raise Unreadable(f"not valid JSON ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("deployments"), dict):
+        raise Unreadable('no "deployments" object')
+    version = raw.get("version")
+    if version not in (None, PROJECTION_VERSION):
+        raise Unreadable(f"unknown format version {version!r}")
+    last_seq_raw = raw.get("last_seq")
+    if version is not None and not isinstance(last_seq_raw, dict):
+        raise Unreadable('no "last_seq" object')
+    deployments: dict[str, list[Message]] = {}
+    bad: list[str] = []
+    for dep, messages in raw["deployments"].items():
+        try:
+            deployments[dep] = msgspec.convert(messages, list[Message])
+        except msgspec.ValidationError:
+            bad.append(dep)
+    if bad:
+        warn(f"history.json: ignored unreadable entries of {len(bad)} deployment(s): {', '.join(sorted(bad)[:5])}")
+    last_seq = {}
+    for dep, seq in (last_seq_raw or {}).items():
+        if isinstance(seq, int) and dep in deployments:
+            last_seq[dep] = seq
+    return Projection(deployments=deployments, version=version, last_seq=last_seq)
+
+
+def messages_of_round(r: RoundEvent) -> list[Message]:
+    return [
+        Message("user", r.user, r.user_at, r.seq),
+        Message("assistant", r.assistant, r.ts, r.seq, r.model, r.finish_reason, r.usage),
+    ]
+
+
+def projected_size(r: RoundEvent) -> int:
+    """Bytes the round takes in history.json (with its separating commas)."""
+    return len(_encoder.encode(messages_of_round(r))) - 1
+
+
+def rounds_of_messages(deployment: str, messages: list[Message]) -> tuple[list[RoundEvent], int]:
+    """Pair messages into rounds: a user message followed by an assistant one.
+
+    Returns the rounds and the number of messages that formed no round (skipped).
+    Messages without seq (Backend.AI's) get seq None -> 0 here; callers number them.
+    """
+    rounds: list[RoundEvent] = []
+    skipped = 0
+    i = 0
+    while i < len(messages):
+        m = messages[i]
+        nxt = messages[i + 1] if i + 1 < len(messages) else None
+        if m.role == "user" and nxt is not None and nxt.role == "assistant" and m.seq == nxt.seq:
+            ts = nxt.created_at or m.created_at or now_iso()
+            rounds.append(
+                RoundEvent(
+                    v=CURRENT_VERSION, seq=m.seq or 0, deployment=deployment, ts=ts, user=m.content,
+                    assistant=nxt.content, user_at=m.created_at, model=nxt.model,
+                    finish_reason=nxt.finish_reason, usage=nxt.usage,
+                )
+            )
+            i += 2
+        else:
+            skipped += 1
+            i += 1
+    return rounds, skipped

@@ -1,0 +1,91 @@
+"""The tolerant scanner: bytes of a stream's log in, the valid chain of records out.
+
+A record counts only if its line ends in `\n`, its CRC matches, it decodes, it belongs to
+the stream, and its seq is the previous one plus one (a `base` may only open the file).
+Nothing bad is ever skipped silently:
+- bad bytes after the last chained record, with no valid record after them: a torn tail
+  (an interrupted append), reported as `tail_start` / `tail_lines`;
+- bad lines with the chain continuing right after them: junk that hides no record
+  (the seqs prove nothing is missing), reported as `junk_lines`;
+- a valid record that does not chain (a gap, a duplicate, a misplaced base): the chain
+  stops there (`gap_at`); the valid records after it are kept apart in `after_gap`, for
+  recovery to use only from a checkpoint that covers the gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._events import BaseEvent, Event, NewerVersion, decode_line
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    chain: list[Event]
+    good_end: int  # byte offset just after the last chained record
+    size: int
+    tail_start: int | None = None  # first byte of an unchained tail with nothing valid after it
+    tail_lines: int = 0  # complete (newline-ended) bad lines in that tail
+    junk_lines: int = 0
+    gap_at: int | None = None  # byte offset of the first record that does not chain
+    after_gap: list[Event] = field(default_factory=list)
+    newer_version: object = None  # set when an intact record of a newer schema stopped the scan
+
+    @property
+    def last_seq(self) -> int:
+        return self.chain[-1].seq if self.chain else 0
+
+    @property
+    def damaged(self) -> bool:
+        """Damage that a crash under the append protocol cannot cause."""
+        return self.junk_lines > 0 or self.gap_at is not None or self.tail_lines > 1
+
+
+def scan_stream(data: bytes, deployment: str) -> Scan:
+    chain: list[Event] = []
+    after_gap: list[Event] = []
+    last = 0
+    good_end = 0
+    pending_start: int | None = None  # first bad line since the last chained record
+    pending_lines = 0
+    junk = 0
+    gap_at: int | None = None
+    pos = 0
+    n = len(data)
+    while pos < n:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break  # a partial last line: part of the tail
+        try:
+            event = decode_line(data[pos:nl])
+        except NewerVersion as e:
+            return Scan(chain, good_end, n, tail_start=pos, newer_version=e.version)
+        if event is not None and event.deployment != deployment:
+            event = None
+        if event is None:
+            if gap_at is None:
+                if pending_start is None:
+                    pending_start = pos
+                pending_lines += 1
+        elif gap_at is not None:
+            after_gap.append(event)
+        elif _chains(event, last, not chain):
+            chain.append(event)
+            last = event.seq
+            good_end = nl + 1
+            junk += pending_lines
+            pending_start, pending_lines = None, 0
+        else:
+            gap_at = pos
+            after_gap.append(event)
+        pos = nl + 1
+    if gap_at is not None:
+        return Scan(chain, good_end, n, junk_lines=junk, gap_at=gap_at, after_gap=after_gap)
+    tail_start = good_end if good_end < n else None
+    return Scan(chain, good_end, n, tail_start=tail_start, tail_lines=pending_lines, junk_lines=junk)
+
+
+def _chains(event: Event, last: int, at_head: bool) -> bool:
+    if isinstance(event, BaseEvent):
+        return at_head and event.seq >= 1
+    return event.seq == last + 1

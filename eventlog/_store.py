@@ -1,0 +1,169 @@
+"""The Store: the public face of the transcript store.
+
+Writers (record_round, clear, clear_all, compact) take the lock, recover, write durably,
+refresh history.json and release; only then do they return. Readers (history, rounds,
+context, deployments) take no lock and never write.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ._caps import Caps, CapsPolicy, caps_for, within_caps
+from ._context import as_messages, recent_rounds
+from ._events import RoundEvent, now_iso
+from ._upcast import CURRENT_VERSION
+from ._files import StorePaths, default_root
+from ._ids import check_deployment_id, is_valid_deployment_id
+from ._lock import WriterLock
+from ._projection import Message, messages_of_round, projected_size
+from ._reader import ProjectionRead, describe_damage, foreign_rounds, read_projection, read_stream
+from ._writer import WriterSession, open_root
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A round that is durably saved. `kept` is False when the round alone exceeds the byte cap."""
+
+    seq: int
+    kept: bool
+    dropped_rounds: int  # older rounds the cap dropped to make room
+
+
+@dataclass(frozen=True)
+class DeploymentSummary:
+    deployment: str
+    messages: int
+    bytes: int  # the deployment's log file on disk (what the byte cap bounds)
+    first_at: str | None
+    last_at: str | None
+
+
+def _stderr_warn(message: str) -> None:
+    print(f"bai: warning: {message}", file=sys.stderr)
+
+
+class Store:
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        *,
+        caps: CapsPolicy = Caps(),
+        lock_timeout: float = 10.0,
+        warn: Callable[[str], None] = _stderr_warn,
+    ) -> None:
+        self.paths = StorePaths(Path(root) if root is not None else default_root())
+        self.caps = caps
+        self.lock_timeout = lock_timeout
+        self._warn = warn
+        self._warned: set[str] = set()
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)
+
+    # -- writers -------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[WriterSession]:
+        open_root(self.paths)
+        with WriterLock(self.paths.lock, self.lock_timeout):
+            session = WriterSession(self.paths, self.caps, self._warn_once)
+            session.open()
+            yield session
+            session.close()
+
+    def record_round(
+        self,
+        deployment: str,
+        user: str,
+        assistant: str,
+        *,
+        user_at: str | None = None,
+        model: str | None = None,
+        finish_reason: str | None = None,
+        usage: dict[str, Any] | None = None,
+    ) -> Recorded:
+        """Durably append one completed round; returns once it survives a crash."""
+        check_deployment_id(deployment)
+
+        def make(seq: int) -> RoundEvent:
+            ts = now_iso()
+            return RoundEvent(
+                v=CURRENT_VERSION, seq=seq, deployment=deployment, ts=ts, user=user,
+                assistant=assistant, user_at=user_at or ts, model=model, finish_reason=finish_reason, usage=usage,
+            )
+
+        with self._writing() as w:
+            s = w.stream(deployment)
+            before = len(within_caps(s.state.rounds, caps_for(self.caps, deployment)))
+            event, kept = w.append_round(s, make)
+        is_kept = bool(kept) and kept[-1] is event
+        return Recorded(event.seq, is_kept, before + 1 - len(kept) - (0 if is_kept else 1))
+
+    def clear(self, deployment: str) -> int:
+        """Forget the deployment's history. Returns how many messages were removed."""
+        check_deployment_id(deployment)
+        with self._writing() as w:
+            return w.clear(w.stream(deployment))
+
+    def clear_all(self) -> int:
+        with self._writing() as w:
+            return sum(w.clear(w.stream(d)) for d in w.paths.logged_deployments())
+
+    def compact(self, deployment: str | None = None) -> None:
+        """Rewrite logs under their caps and rebuild history.json (all deployments by default)."""
+        if deployment is not None:
+            check_deployment_id(deployment)
+        with self._writing() as w:
+            for d in [deployment] if deployment else w.paths.logged_deployments():
+                w.compact(w.stream(d))
+
+    # -- readers -------------------------------------------------------------------------
+
+    def rounds(self, deployment: str) -> list[RoundEvent]:
+        """The deployment's visible rounds, oldest first, within its caps."""
+        check_deployment_id(deployment)
+        return self._rounds(deployment, read_projection(self.paths, self._warn_once))
+
+    def _rounds(self, deployment: str, projection: ProjectionRead) -> list[RoundEvent]:
+        read = read_stream(self.paths, deployment, projection)
+        damage = describe_damage(deployment, read)
+        if damage:
+            self._warn_once(damage)
+        if read.data is None and projection.foreign:
+            rounds = foreign_rounds(projection, deployment)
+        else:
+            rounds = read.resolved.state.rounds
+        return within_caps(rounds, caps_for(self.caps, deployment))
+
+    def history(self, deployment: str) -> list[Message]:
+        """The visible messages, oldest first, as history.json holds them."""
+        return [m for r in self.rounds(deployment) for m in messages_of_round(r)]
+
+    def context(self, deployment: str, limit: int) -> list[dict[str, str]]:
+        """The last `limit` messages in whole rounds, as wire messages (role, content)."""
+        return as_messages(recent_rounds(self.rounds(deployment), limit))
+
+    def deployments(self) -> list[DeploymentSummary]:
+        """Every deployment with history: message count, bytes on disk, first and last time."""
+        projection = read_projection(self.paths, self._warn_once)
+        names = set(self.paths.logged_deployments())
+        if projection.projection is not None:
+            names.update(d for d in projection.projection.deployments if is_valid_deployment_id(d))
+        out = []
+        for d in sorted(names):
+            rounds = self._rounds(d, projection)
+            if not rounds:
+                continue
+            try:
+                size = self.paths.log(d).stat().st_size
+            except FileNotFoundError:
+                size = sum(projected_size(r) for r in rounds)
+            out.append(DeploymentSummary(d, 2 * len(rounds), size, rounds[0].user_at or rounds[0].ts, rounds[-1].ts))
+        return out
