@@ -13,7 +13,7 @@ deployment entry never costs the others.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -52,18 +52,19 @@ def encode_projection(projection: Projection) -> bytes:
     return _encoder.encode(projection) + b"\n"
 
 
-def decode_projection(data: bytes, warn: Callable[[str], None]) -> Projection:
-    """Decode history.json. Raises Unreadable if nothing of it can be used."""
+def decode_projection(data: bytes) -> tuple[Projection, list[str]]:
+    """Decode history.json: the projection and the deployments whose entries were unreadable.
+    Raises Unreadable if nothing of it can be used."""
     try:
         projection = _decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        return _decode_leniently(data, warn)
+        return _decode_leniently(data)
     if projection.version not in (None, PROJECTION_VERSION):
         raise Unreadable(f"unknown format version {projection.version!r}")
-    return projection
+    return projection, []
 
 
-def _decode_leniently(data: bytes, warn: Callable[[str], None]) -> Projection:
+def _decode_leniently(data: bytes) -> tuple[Projection, list[str]]:
     try:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError as e:
@@ -83,13 +84,11 @@ def _decode_leniently(data: bytes, warn: Callable[[str], None]) -> Projection:
             deployments[dep] = msgspec.convert(messages, list[Message])
         except msgspec.ValidationError:
             bad.append(dep)
-    if bad:
-        warn(f"history.json: ignored unreadable entries of {len(bad)} deployment(s): {', '.join(sorted(bad)[:5])}")
     last_seq = {}
     for dep, seq in (last_seq_raw or {}).items():
         if isinstance(seq, int) and dep in deployments:
             last_seq[dep] = seq
-    return Projection(deployments=deployments, version=version, last_seq=last_seq)
+    return Projection(deployments=deployments, version=version, last_seq=last_seq), sorted(bad)
 
 
 def messages_of_round(r: RoundEvent) -> list[Message]:

@@ -24,6 +24,7 @@ class ProjectionRead:
     projection: Projection | None  # None: missing or unusable
     raw: bytes | None  # the file's bytes as read (None: missing)
     problem: str | None = None  # why it is unusable, when it exists but cannot be used
+    ignored: tuple[str, ...] = ()  # deployments whose entries could not be read
 
     @property
     def ours(self) -> bool:
@@ -57,10 +58,13 @@ def read_projection(paths: StorePaths, warn: Warn) -> ProjectionRead:
     if raw is None:
         return ProjectionRead(None, None)
     try:
-        return ProjectionRead(decode_projection(raw, warn), raw)
+        projection, ignored = decode_projection(raw)
     except Unreadable as e:
         warn(f"ignoring {paths.projection}: {e}")
         return ProjectionRead(None, raw, str(e))
+    if ignored:
+        warn(f"{paths.projection}: ignored unreadable entries of {len(ignored)} deployment(s): {', '.join(ignored[:5])}")
+    return ProjectionRead(projection, raw, ignored=tuple(ignored))
 
 
 @dataclass(frozen=True)

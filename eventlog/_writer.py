@@ -50,7 +50,7 @@ class WriterSession:
         self.projection = read_projection(self.paths, self.warn)
         if self.projection.foreign:
             self._import_backend_ai()
-        elif self.projection.problem is not None:
+        elif self.projection.problem is not None or self.projection.ignored:
             self._quarantine(self.paths.projection, self.projection.raw or b"", "history.json")
             self._changed.update({d: self.stream(d).state for d in self.paths.logged_deployments()})
         elif self.projection.projection is None and self.paths.logged_deployments():
@@ -124,6 +124,8 @@ class WriterSession:
             os.close(fd)
 
     def _quarantine(self, original, data: bytes, what: str) -> None:
+        if not data:
+            return  # an empty file holds nothing to keep
         target = self.paths.quarantine(original)
         try:
             atomic_write(target, data)

@@ -1,0 +1,32 @@
+import pytest
+
+from eventlog import Caps, Store
+
+
+class Warnings(list):
+    """Collects the store's one-line warnings instead of printing them."""
+
+    def __call__(self, message: str) -> None:
+        assert "\n" not in message, f"a warning must be one line: {message!r}"
+        self.append(message)
+
+    def matching(self, text: str) -> list[str]:
+        return [w for w in self if text in w]
+
+
+@pytest.fixture
+def warnings() -> Warnings:
+    return Warnings()
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def make_store(root, warnings):
+    def make(caps: Caps = Caps(), **kw) -> Store:
+        return Store(root, caps=caps, warn=warnings, **kw)
+
+    return make

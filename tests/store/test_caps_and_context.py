@@ -1,0 +1,146 @@
+"""FIFO truncation under both caps (P8), whole-round replay of the last K messages, listing."""
+
+import pytest
+
+from eventlog import Caps
+from .checks import assert_log_chain_valid, assert_projection_matches, assert_within_caps, pairs
+
+
+@pytest.mark.parametrize("cap", [2, 3, 4, 7, 20])
+def test_message_cap_keeps_the_newest_whole_rounds(make_store, root, cap):
+    store = make_store(Caps(messages=cap))
+    for i in range(30):
+        store.record_round("d1", f"q{i}", f"a{i}")
+        assert_within_caps(root, "d1", Caps(messages=cap))
+    kept = cap // 2
+    expected = [(f"q{i}", f"a{i}") for i in range(30 - kept, 30)]
+    assert pairs(store.rounds("d1")) == expected
+    assert [r.seq for r in store.rounds("d1")] == list(range(31 - kept, 31))  # seqs never renumbered
+    assert_log_chain_valid(root, "d1")
+    assert_projection_matches(root, "d1", expected)
+
+
+def test_byte_cap_drops_oldest_first(make_store, root):
+    caps = Caps(messages=1000, bytes=4096)
+    store = make_store(caps)
+    for i in range(60):
+        store.record_round("d1", f"q{i} " + "x" * 200, f"a{i} " + "y" * 200)
+        assert_within_caps(root, "d1", caps)
+    rounds = store.rounds("d1")
+    assert 3 <= len(rounds) < 10
+    assert rounds[-1].user.startswith("q59 ")
+    assert [r.seq for r in rounds] == list(range(61 - len(rounds), 61))
+
+
+def test_multibyte_text_counts_in_bytes(make_store, root):
+    caps = Caps(messages=1000, bytes=3000)
+    store = make_store(caps)
+    for i in range(20):
+        store.record_round("d1", "\U0001F600" * 100, "\u00e9" * 100)
+        assert_within_caps(root, "d1", caps)
+
+
+def test_round_larger_than_the_byte_cap_is_saved_but_not_kept(make_store, root):
+    store = make_store(Caps(bytes=1000))
+    store.record_round("d1", "small", "ok")
+    recorded = store.record_round("d1", "z" * 5000, "big")
+    assert not recorded.kept and recorded.dropped_rounds == 1
+    assert store.rounds("d1") == []
+    assert_within_caps(root, "d1", Caps(bytes=1000))
+    assert store.record_round("d1", "next", "ok").seq == 3  # its seq is still used up
+
+
+def test_recorded_reports_dropped_rounds(make_store):
+    store = make_store(Caps(messages=4))
+    assert store.record_round("d1", "1", "a").dropped_rounds == 0
+    assert store.record_round("d1", "2", "a").dropped_rounds == 0
+    r = store.record_round("d1", "3", "a")
+    assert r.kept and r.dropped_rounds == 1
+
+
+def test_lowering_a_cap_applies_on_compact(make_store, root):
+    make_store(Caps(messages=100)).record_round("d1", "0", "a")
+    big = make_store(Caps(messages=100))
+    for i in range(1, 10):
+        big.record_round("d1", str(i), "a")
+    small = make_store(Caps(messages=4))
+    assert len(small.rounds("d1")) == 2  # readers apply the cap at once
+    small.compact()
+    assert_within_caps(root, "d1", Caps(messages=4))
+
+
+def test_caps_are_per_deployment(make_store, root):
+    policy = {"tiny": Caps(messages=2), "big": Caps(messages=50)}
+    store = make_store(lambda d: policy.get(d, Caps()))
+    for i in range(10):
+        store.record_round("tiny", str(i), "a")
+        store.record_round("big", str(i), "a")
+    assert len(store.rounds("tiny")) == 1 and len(store.rounds("big")) == 10
+
+
+@pytest.mark.parametrize(
+    "limit,expected",
+    [(0, []), (1, []), (2, ["q4"]), (3, ["q4"]), (4, ["q3", "q4"]), (5, ["q3", "q4"]), (10, [f"q{i}" for i in range(5)]),
+     (1000, [f"q{i}" for i in range(5)])],
+)
+def test_context_is_the_last_k_messages_in_whole_rounds(make_store, limit, expected):
+    store = make_store()
+    for i in range(5):
+        store.record_round("d1", f"q{i}", f"a{i}")
+    context = store.context("d1", limit)
+    assert [m["content"] for m in context if m["role"] == "user"] == expected
+    assert [m["role"] for m in context] == ["user", "assistant"] * len(expected)  # never starts with assistant
+    assert all(set(m) == {"role", "content"} for m in context)  # only role and content go on the wire
+    assert len(context) <= limit
+
+
+def test_context_of_an_unknown_deployment_is_empty(make_store, root):
+    assert make_store().context("never-used", 10) == []
+    assert not root.exists()  # readers never create anything
+
+
+def test_negative_limit_is_refused(make_store):
+    with pytest.raises(ValueError):
+        make_store().context("d1", -1)
+
+
+def test_listing_counts_messages_bytes_and_times(make_store, root):
+    store = make_store()
+    store.record_round("b-dep", "q", "a", user_at="2026-01-01T00:00:00.000+00:00")
+    store.record_round("b-dep", "q2", "a2")
+    store.record_round("a-dep", "q", "a")
+    store.record_round("gone", "q", "a")
+    store.clear("gone")
+    listing = store.deployments()
+    assert [d.deployment for d in listing] == ["a-dep", "b-dep"]  # cleared ones are not listed
+    b = listing[1]
+    assert b.messages == 4 and b.bytes == (root / "logs" / "b-dep.jsonl").stat().st_size
+    assert b.first_at == "2026-01-01T00:00:00.000+00:00" and b.last_at >= b.first_at
+
+
+def test_history_messages_carry_metadata(make_store):
+    store = make_store()
+    store.record_round("d1", "q", "a", model="m1", finish_reason="length", usage={"prompt_tokens": 7}, user_at="T0")
+    user, assistant = store.history("d1")
+    assert (user.role, user.content, user.created_at) == ("user", "q", "T0")
+    assert (assistant.role, assistant.model, assistant.finish_reason, assistant.usage) == ("assistant", "m1", "length", {"prompt_tokens": 7})
+
+
+def test_clear_removes_history_and_keeps_seq_going(make_store, root):
+    store = make_store()
+    for i in range(3):
+        store.record_round("d1", str(i), "a")
+    store.record_round("d2", "other", "a")
+    assert store.clear("d1") == 6
+    assert store.rounds("d1") == [] and pairs(store.rounds("d2")) == [("other", "a")]
+    assert store.record_round("d1", "new", "a").seq == 5  # 1-3 rounds, 4 the clear
+    assert_log_chain_valid(root, "d1")
+    assert store.clear("never-used") == 0
+
+
+def test_clear_all(make_store):
+    store = make_store()
+    for d in ("d1", "d2", "d3"):
+        store.record_round(d, "q", "a")
+    assert store.clear_all() == 6
+    assert store.deployments() == []
