@@ -121,6 +121,7 @@ class Store:
         if deployment is not None:
             check_deployment_id(deployment)
         with self._writing() as w:
+            w.rebuild_projection = deployment is None
             for d in [deployment] if deployment else w.paths.logged_deployments():
                 w.compact(w.stream(d))
 

@@ -41,6 +41,7 @@ class WriterSession:
     caps: CapsPolicy
     warn: Warn
     projection: ProjectionRead = field(init=False)
+    rebuild_projection: bool = field(default=False, init=False)  # rewrite history.json even if nothing changed
     _changed: dict[str, StreamState] = field(default_factory=dict, init=False)
 
     # -- opening: clean up, import, recover -------------------------------------------
@@ -215,9 +216,9 @@ class WriterSession:
     def close(self) -> None:
         """Refresh history.json for what changed. A failure here loses nothing (the logs
         hold it all, and readers and the next writer rebuild), so it is a warning."""
-        if not self._changed:
+        if not self._changed and not self.rebuild_projection:
             return
-        base = self.projection.projection if self.projection.ours else None
+        base = self.projection.projection if self.projection.ours and not self.rebuild_projection else None
         if base is None:
             changed = {d: self.stream(d).state for d in self.paths.logged_deployments()}
             changed.update(self._changed)

@@ -1,0 +1,105 @@
+"""Many processes writing one deployment at once (P9), and readers beside them (P12)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .checks import assert_log_chain_valid, assert_projection_matches, pairs, visible
+from eventlog import Caps
+
+SOAK = int(os.environ.get("BAI_SOAK", "1"))
+
+WRITER = """
+import sys
+from eventlog import Caps, Store
+root, name, n, cap = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+store = Store(root, caps=Caps(messages=cap, bytes=1 << 24), lock_timeout=60)
+for i in range(n):
+    r = store.record_round("shared", f"{name}-{i}", f"answer {name}-{i}")
+    print(r.seq, f"{name}-{i}", flush=True)
+"""
+
+READER = """
+import json, sys, time
+import msgspec
+from eventlog import Caps, Store
+root, cap, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+warnings = []
+store = Store(root, caps=Caps(messages=cap, bytes=1 << 24), warn=warnings.append)
+last, polls, problems = 0, 0, []
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline:
+    rounds = store.rounds("shared")
+    polls += 1
+    seqs = [r.seq for r in rounds]
+    if seqs != sorted(set(seqs)) or any(b != a + 1 for a, b in zip(seqs, seqs[1:])):
+        problems.append(f"non-contiguous view {seqs}")
+    if any(not r.assistant.startswith("answer ") or r.assistant[7:] != r.user for r in rounds):
+        problems.append("a round mixed with another")
+    top = seqs[-1] if seqs else 0
+    if top < last:
+        problems.append(f"last seq went back from {last} to {top}")
+    last = max(last, top)
+    try:
+        raw = open(root + "/history.json", "rb").read()
+        msgspec.json.decode(raw)
+    except FileNotFoundError:
+        pass
+    except msgspec.DecodeError as e:
+        problems.append(f"torn history.json: {e}")
+print(json.dumps({"polls": polls, "last": last, "problems": problems[:5], "warnings": warnings[:5]}))
+"""
+
+
+def _run(root, processes, rounds_each, cap):
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(root), str(cap), str(4 * SOAK)], stdout=subprocess.PIPE, text=True, env=env)
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(root), f"p{k}", str(rounds_each), str(cap)], stdout=subprocess.PIPE, text=True, env=env)
+        for k in range(processes)
+    ]
+    acks = []
+    try:
+        for w in writers:
+            out, _ = w.communicate(timeout=120)
+            assert w.returncode == 0
+            acks += [line.split(" ", 1) for line in out.splitlines()]
+        out, _ = reader.communicate(timeout=60)
+        assert reader.returncode == 0
+    finally:
+        for p in writers + [reader]:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+    return [(int(s), text) for s, text in acks], json.loads(out)
+
+
+@pytest.mark.parametrize("processes", [8])
+def test_concurrent_writers_each_round_exactly_once(root, processes):
+    n = 25 * SOAK
+    acks, reader = _run(root, processes, n, cap=100_000)
+    assert len(acks) == processes * n
+    seqs = sorted(s for s, _ in acks)
+    assert seqs == list(range(1, processes * n + 1))  # unique and contiguous (P4, P9)
+    rounds = visible(root, "shared", Caps(messages=100_000, bytes=1 << 24))
+    assert sorted((r.seq, r.user) for r in rounds) == sorted(acks)  # every acknowledged round, exactly once
+    assert_log_chain_valid(root, "shared")
+    assert reader["polls"] > 0 and reader["problems"] == [], reader
+    assert reader["warnings"] == []
+
+
+def test_concurrent_writers_with_compaction(root):
+    cap = 20
+    acks, reader = _run(root, 8, 15 * SOAK, cap)
+    seqs = sorted(s for s, _ in acks)
+    assert seqs == list(range(1, len(acks) + 1))
+    newest = sorted(acks)[-cap // 2 :]
+    rounds = visible(root, "shared", Caps(messages=cap, bytes=1 << 24))
+    assert [(r.seq, r.user) for r in rounds] == newest
+    assert_log_chain_valid(root, "shared")
+    assert_projection_matches(root, "shared", [(u, f"answer {u}") for _, u in newest])
+    assert reader["problems"] == [], reader
