@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The project's test command: installs everything the tests need, then runs them all.
+#   - the project and its test extras into .venv (inside the clone, ignored by git);
+#   - the real servers of the end-to-end tests (llama.cpp + a Gemma model, LiteLLM), built
+#     once and cached outside the clone in ${BAI_TEST_CACHE:-~/.cache/bai-test-servers}.
+# Extra arguments go to pytest, e.g. `bash tests/run.sh tests/store -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+if [ -f tests/realservers/install.py ] && [ "${BAI_SKIP_REAL_SERVERS:-0}" != 1 ]; then
+    .venv/bin/python -m tests.realservers.install
+fi
+exec .venv/bin/python -m pytest "$@"
