@@ -1,5 +1,100 @@
-"""Entry point of the `bai` console script."""
+"""The `bai` console script: the command tree, and the one place failures become exit codes.
+
+Exit codes (DESIGN.md): 0 answered and saved; 1 failed, nothing saved; 2 usage error;
+3 answered without assistant text, nothing saved; 130 interrupted, nothing saved.
+Every failure is one line on stderr; a traceback only with BAI_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ._cmd_config import chat_cache, chat_config
+from ._cmd_history import chat_history
+from ._exitcodes import FAILED, INTERRUPTED, USAGE
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def main() -> None:  # replaced by the click group in the commands issue
-    raise SystemExit("bai: not implemented yet")
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="bai-chat", prog_name="bai", message="%(prog)s %(version)s")
+def bai() -> None:
+    """Chat with deployed OpenAI-compatible endpoints; each deployment remembers its conversation.
+
+    \b
+    Example:
+      bai deployment chat-config set my-llm --endpoint http://127.0.0.1:8000
+      bai deployment chat my-llm "Name three prime numbers."
+      bai deployment chat my-llm "Now add them up."      # sees the first round
+
+    Shell completion: eval "$(_BAI_COMPLETE=bash_source bai)" (zsh_source, fish_source).
+    """
+
+
+@bai.group(context_settings=CONTEXT)
+def deployment() -> None:
+    """Chat with a deployment and manage its history, settings and cache."""
+
+
+deployment.add_command(chat_config)
+deployment.add_command(chat_cache)
+deployment.add_command(chat_history)
+
+
+def main(argv: list[str] | None = None) -> None:
+    code = run(argv)
+    sys.exit(code)
+
+
+def run(argv: list[str] | None = None) -> int:
+    from eventlog import StoreError
+
+    try:
+        result = bai.main(args=argv, prog_name="bai", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+        _error(f"{_one_line(e.format_message())}{hint}")
+        return USAGE
+    except click.ClickException as e:
+        _error(_one_line(e.format_message()))
+        return e.exit_code
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("\nbai: interrupted; nothing was saved", err=True)
+        return INTERRUPTED
+    except StoreError as e:
+        _error(str(e))
+        return FAILED
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return FAILED
+    except Exception as e:  # the last line of defence: never a traceback for a user
+        if os.environ.get("BAI_DEBUG"):
+            raise
+        code = getattr(e, "exit_code", None)
+        if isinstance(code, int) and hasattr(e, "user_message"):
+            _error(e.user_message)
+            return code
+        _error(f"internal error: {type(e).__name__}: {_one_line(str(e))} (BAI_DEBUG=1 shows details)")
+        return FAILED
+
+
+def _error(message: str) -> None:
+    from ._app import use_color
+
+    click.secho(f"bai: error: {message}", err=True, fg="red", color=use_color())
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quiet_broken_pipe() -> None:
+    # stdout was closed early (`bai ... | head`): point it at devnull so exit does not complain.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -19,6 +19,8 @@ from ._events import RoundEvent, now_iso
 from ._upcast import CURRENT_VERSION
 from ._files import StorePaths, default_root
 from ._ids import check_deployment_id, is_valid_deployment_id
+from ._errors import StoreWriteError
+from ._fsio import atomic_write
 from ._lock import WriterLock
 from ._projection import Message, messages_of_round, projected_size
 from ._reader import ProjectionRead, describe_damage, foreign_rounds, read_projection, read_stream
@@ -68,6 +70,32 @@ class Store:
             self._warn(message)
 
     # -- writers -------------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the writers' lock, for read-modify-write of sibling files (settings, caches)."""
+        open_root(self.paths)
+        with WriterLock(self.paths.lock, self.lock_timeout):
+            yield
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Atomically replace the file `name` in the store's root (0600, durable on return)."""
+        if "/" in name or name.startswith("."):
+            raise ValueError(f"not a file name of the store: {name!r}")
+        open_root(self.paths)
+        try:
+            atomic_write(self.paths.root / name, data)
+        except OSError as e:
+            raise StoreWriteError(name, e) from e
+
+    def keep_copy(self, name: str, data: bytes) -> Path:
+        """Keep the bytes of a damaged file `name` as `<name>.corrupt-<time>` before it is replaced."""
+        target = self.paths.quarantine(self.paths.root / name)
+        try:
+            atomic_write(target, data)
+        except OSError as e:
+            raise StoreWriteError(f"a copy of {name}", e) from e
+        return target
 
     @contextmanager
     def _writing(self) -> Iterator[WriterSession]:

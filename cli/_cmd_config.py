@@ -1,0 +1,114 @@
+"""`bai deployment chat-config set|show|clear` and `bai deployment chat-cache show|clear`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import msgspec
+
+from . import _settings as settings
+from ._app import App, deployment_id, pass_app
+
+MASK = "********"
+
+
+def _endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+@click.group("chat-config")
+def chat_config() -> None:
+    """Per-deployment settings: endpoint, token, model, system prompt, history limit and caps.
+
+    \b
+    Example:
+      bai deployment chat-config set my-llm --endpoint https://llm.example.com --token -
+      bai deployment chat-config show my-llm
+    """
+
+
+@chat_config.command("set")
+@click.argument("deployment", callback=deployment_id)
+@click.option("--endpoint", callback=_endpoint, help="Base URL; /v1/chat/completions is appended.")
+@click.option("--token", help="Bearer token ('-' reads it from stdin, keeping it out of shell history).")
+@click.option("--model", help="Model name to request (default: the server's first model).")
+@click.option("--system", help="System prompt sent first on every turn.")
+@click.option("--history-limit", type=click.IntRange(min=0), help="Messages replayed as context (default 10).")
+@click.option("--history-cap", type=click.IntRange(min=0), help="Messages kept on disk (default 100).")
+@click.option("--history-max-bytes", type=click.IntRange(min=0), help="Bytes kept on disk (default 1048576).")
+@click.option("--context-window", type=click.IntRange(min=1), help="The model's context size in tokens, if the server does not say.")
+@pass_app
+def set_(app: App, deployment: str, **values: object) -> None:
+    """Set DEPLOYMENT's settings; an empty value ("") unsets one.
+
+    \b
+    Example:
+      bai deployment chat-config set my-llm --model llama-3-8b --history-limit 20
+      bai deployment chat-config set my-llm --system ""        # unset the system prompt
+    """
+    if values.get("token") == "-":
+        values["token"] = sys.stdin.readline().strip()
+    changes = {k: (None if v == "" else v) for k, v in values.items() if v is not None}
+    if not changes:
+        raise click.UsageError("nothing to set: give at least one option")
+    app.update(settings.CONFIG, deployment, changes)
+    click.echo(f"Updated {deployment}: {', '.join(sorted(changes))}.", err=True)
+
+
+@chat_config.command("show")
+@click.argument("deployment", callback=deployment_id)
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON (token masked).")
+@pass_app
+def show(app: App, deployment: str, as_json: bool) -> None:
+    """Show DEPLOYMENT's settings (the token is masked)."""
+    config = msgspec.structs.asdict(app.deployment_config(deployment))
+    if config["token"]:
+        config["token"] = MASK  # never the token, nor its length
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **config}), indent=2))
+        return
+    for key in settings.CONFIG_KEYS:
+        value = config[key]
+        click.echo(f"{key:<18} {'(not set)' if value is None else value}")
+
+
+@chat_config.command("clear")
+@click.argument("deployment", callback=deployment_id)
+@pass_app
+def clear(app: App, deployment: str) -> None:
+    """Remove all of DEPLOYMENT's settings (history and cache are left alone)."""
+    app.update(settings.CONFIG, deployment, None)
+    click.echo(f"Removed the settings of {deployment}.", err=True)
+
+
+@click.group("chat-cache")
+def chat_cache() -> None:
+    """The endpoint metadata bai keeps by itself (default model, context size), refreshed after 24 h."""
+
+
+@chat_cache.command("show")
+@click.argument("deployment", callback=deployment_id)
+@click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
+@pass_app
+def cache_show(app: App, deployment: str, as_json: bool) -> None:
+    """Show what is cached for DEPLOYMENT."""
+    entry = app.cache_entry(deployment)
+    doc = msgspec.structs.asdict(entry)
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **doc, "fresh": entry.is_fresh()}), indent=2))
+        return
+    for key, value in doc.items():
+        click.echo(f"{key:<15} {'(none)' if value is None else value}")
+    click.echo(f"{'fresh':<15} {'yes' if entry.is_fresh() else 'no (refreshed on the next chat)'}")
+
+
+@chat_cache.command("clear")
+@click.argument("deployment", callback=deployment_id)
+@pass_app
+def cache_clear(app: App, deployment: str) -> None:
+    """Forget what is cached for DEPLOYMENT (it is fetched again when needed)."""
+    app.update(settings.CACHE, deployment, None)
+    click.echo(f"Cleared the cache of {deployment}.", err=True)
