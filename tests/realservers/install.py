@@ -105,7 +105,8 @@ def _log(msg: str) -> None:
 
 def die_with_parent() -> None:
     """preexec_fn: the child gets SIGTERM if we die without cleaning up (SIGKILL, or a
-    SIGTERM to pytest: atexit does not run then). Linux only; elsewhere a no-op."""
+    SIGTERM to pytest: atexit does not run then). Linux only; elsewhere a no-op.
+    Linux sends it when the starting *thread* ends: start servers from a lasting thread."""
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)

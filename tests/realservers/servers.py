@@ -105,7 +105,8 @@ class ServerHandle:
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM this PID, SIGKILL it if still alive after `timeout`; reap it."""
         _stop_process(self.process, timeout)
-        _LIVE.discard(self.process)
+        with _LIVE_LOCK:
+            _LIVE.discard(self.process)
         return self.process.returncode
 
     def __enter__(self) -> "ServerHandle":
