@@ -1,0 +1,129 @@
+"""pytest plugin: real servers as fixtures.
+
+Register with `pytest_plugins = ["tests.realservers.fixtures"]` in tests/conftest.py
+(or `pytest -p tests.realservers.fixtures`). Servers are session-scoped: LiteLLM
+takes 6-10 s to start. A missing install is done on first use (idempotent; the first
+llama.cpp build takes about 5 minutes). If it cannot be done the test FAILS; it is
+skipped only when BAI_SKIP_REAL_SERVERS=1, and never when CI=true.
+Tests using these fixtures get the `realserver` marker automatically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+import pytest
+
+from . import install, servers
+
+LLAMA_TEST_API_KEY = "sk-bai-test-llama"
+SERVER_FIXTURES = frozenset({
+    "llama_server", "llama_server_with_key", "llama_server_small_ctx", "litellm_server",
+    "recording_proxy",
+})
+
+# Install failures already seen this session: don't retry a 5-minute build per test.
+_install_failures: dict[tuple[str, ...], str] = {}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _require(request: pytest.FixtureRequest, parts: tuple[str, ...]) -> None:
+    """Make sure `parts` are installed (installing them if needed), else skip or fail."""
+    if _flag("BAI_SKIP_REAL_SERVERS"):
+        if _flag("CI"):
+            pytest.fail("BAI_SKIP_REAL_SERVERS is set but CI=true: real-server tests must "
+                        "run in CI", pytrace=False)
+        pytest.skip("real-server tests skipped: BAI_SKIP_REAL_SERVERS=1")
+    if parts in _install_failures:
+        pytest.fail(_install_failures[parts], pytrace=False)
+    missing = install.missing_parts(parts)
+    if not missing:
+        return
+    # Let the installer's progress reach the terminal: the first build is long.
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    quiet = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+    with quiet:
+        print(f"\n[bai-test-servers] installing {', '.join(missing)} into "
+              f"{install.cache_dir()} (first time: about 6 minutes)", file=sys.stderr, flush=True)
+        try:
+            install.ensure_installed(parts)
+        except install.InstallError as exc:
+            _install_failures[parts] = f"real-server install failed: {exc}"
+            pytest.fail(_install_failures[parts], pytrace=False)
+
+
+def _serve(request, tmp_path_factory, parts, start, **kwargs):
+    """Start a server for the session; its finalizer stops it even if tests fail."""
+    _require(request, parts)
+    log_dir = tmp_path_factory.mktemp(request.fixturename)  # pytest keeps it for debugging
+    try:
+        srv = start(log_dir=log_dir, **kwargs)
+    except servers.ServerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    request.addfinalizer(srv.stop)
+    return srv
+
+
+@pytest.fixture(scope="session")
+def llama_server(request, tmp_path_factory) -> servers.ServerHandle:
+    """llama-server with Gemma 3 270M, -c 2048, no API key."""
+    return _serve(request, tmp_path_factory, ("llama", "model"), servers.start_llama_server)
+
+
+@pytest.fixture(scope="session")
+def llama_server_with_key(request, tmp_path_factory) -> servers.ServerHandle:
+    """llama-server requiring `Authorization: Bearer <handle.api_key>` (else 401)."""
+    return _serve(request, tmp_path_factory, ("llama", "model"), servers.start_llama_server,
+                  api_key=LLAMA_TEST_API_KEY)
+
+
+@pytest.fixture(scope="session")
+def llama_server_small_ctx(request, tmp_path_factory) -> servers.ServerHandle:
+    """llama-server with a 512-token context: a long prompt gets 400 exceed_context_size_error."""
+    return _serve(request, tmp_path_factory, ("llama", "model"), servers.start_llama_server,
+                  ctx_size=512)
+
+
+@pytest.fixture(scope="session")
+def litellm_server(request, tmp_path_factory) -> servers.ServerHandle:
+    """LiteLLM proxy with the mock models of servers.LITELLM_MOCK_MODELS; api_key is the master key."""
+    return _serve(request, tmp_path_factory, ("litellm",), servers.start_litellm)
+
+
+@pytest.fixture
+def recording_proxy():
+    """Factory: recording_proxy(server_handle_or_url) -> RecordingProxy, closed after the test."""
+    proxies: list[servers.RecordingProxy] = []
+
+    def make(upstream) -> servers.RecordingProxy:
+        proxy = servers.start_recording_proxy(upstream)
+        proxies.append(proxy)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "realserver: starts a real OpenAI-compatible server (llama.cpp, LiteLLM)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # `-m "not realserver"` must deselect every test that would start a server.
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realserver)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Fixture finalizers normally stopped them already; this catches anything left.
+    servers.stop_all()
