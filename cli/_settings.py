@@ -127,3 +127,7 @@ def caps_policy(config: SettingsFile, warn: Callable[[str], None]) -> Callable[[
         return cache[deployment]
 
     return caps
+
+
+def now_iso_ms() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from ._cmd_chat import chat
 from ._cmd_config import chat_cache, chat_config
 from ._cmd_history import chat_history
 from ._exitcodes import FAILED, INTERRUPTED, USAGE
@@ -39,6 +40,7 @@ def deployment() -> None:
     """Chat with a deployment and manage its history, settings and cache."""
 
 
+deployment.add_command(chat)
 deployment.add_command(chat_config)
 deployment.add_command(chat_cache)
 deployment.add_command(chat_history)
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     from eventlog import StoreError
+
+    from ._errors import EndpointError
 
     try:
         result = bai.main(args=argv, prog_name="bai", standalone_mode=False)
@@ -70,16 +74,15 @@ def run(argv: list[str] | None = None) -> int:
     except StoreError as e:
         _error(str(e))
         return FAILED
+    except EndpointError as e:
+        _error(str(e))
+        return e.exit_code
     except BrokenPipeError:
         _quiet_broken_pipe()
         return FAILED
     except Exception as e:  # the last line of defence: never a traceback for a user
         if os.environ.get("BAI_DEBUG"):
             raise
-        code = getattr(e, "exit_code", None)
-        if isinstance(code, int) and hasattr(e, "user_message"):
-            _error(e.user_message)
-            return code
         _error(f"internal error: {type(e).__name__}: {_one_line(str(e))} (BAI_DEBUG=1 shows details)")
         return FAILED
 

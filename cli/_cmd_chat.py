@@ -1,0 +1,68 @@
+"""`bai deployment chat ID [MESSAGE]...`: thin: parse, call `_chat.run_chat`, exit."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import msgspec
+
+from ._app import App, deployment_id, pass_app
+
+
+def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> dict:
+    if value is None:
+        return {}
+    try:
+        doc = msgspec.json.decode(value)
+    except msgspec.DecodeError as e:
+        raise click.BadParameter(f"not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise click.BadParameter('must be a JSON object, e.g. \'{"temperature": 0.2}\'')
+    return doc
+
+
+@click.command("chat")
+@click.argument("deployment", callback=deployment_id)
+@click.argument("message", nargs=-1)
+@click.option("--history-limit", type=click.IntRange(min=0), help="Messages of history to replay (default 10; 0: none, the round is still saved).")
+@click.option("--system", help="System prompt for this turn (not saved in history).")
+@click.option("--model", help="Model to request (default: config, else the server's first model).")
+@click.option("--params", callback=_params, help='Extra request fields as a JSON object, e.g. \'{"temperature": 0}\'.')
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Longest answer, in tokens.")
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it arrives.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole response object (not streamed).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True, help="Seconds to wait for the server's next bytes.")
+@click.option("--endpoint", help="Endpoint base URL for this call (default: config).")
+@click.option("--token", help="Bearer token for this call (default: config).")
+@click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
+@pass_app
+def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) -> int:
+    """Send MESSAGE to DEPLOYMENT, replaying its recent history as context.
+
+    MESSAGE "-", or none with stdin piped, reads the message from stdin. The round is saved
+    only when a complete answer with text arrived. Exit codes: 0 saved, 1 failed, 2 usage,
+    3 answered without text (tool call, refusal, empty), 130 interrupted.
+
+    \b
+    Example:
+      bai deployment chat my-llm "What is the capital of France?"
+      bai deployment chat my-llm "And its population?"
+      git diff | bai deployment chat my-llm --history-limit 0 --max-tokens 400 -
+    """
+    from ._chat import ChatRequest, ChatUsageError, read_message, run_chat
+
+    try:
+        req = ChatRequest(deployment, read_message(message), verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
+        return run_chat(app, req, write=_write_stdout, note=_note)
+    except ChatUsageError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _note(text: str) -> None:
+    click.echo(f"bai: {text}", err=True)
