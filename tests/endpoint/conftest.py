@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from cli._limits import RetryPolicy
+from cli._transport import EndpointClient
 
 from .server import ScriptedServer
 
@@ -29,3 +33,27 @@ def server() -> Iterator[ScriptedServer]:
         yield srv
     finally:
         srv.stop()
+    assert srv.errors == [], "the test server itself failed"
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def make_client(server: ScriptedServer, sleeps: list[float]) -> Iterator[Any]:
+    """EndpointClient factory: short timeouts, retries that record their waits instead of sleeping."""
+    clients: list[EndpointClient] = []
+
+    def make(base: str | None = None, **kwargs: Any) -> EndpointClient:
+        kwargs.setdefault("timeout", 5.0)
+        kwargs.setdefault("connect_timeout", 2.0)
+        kwargs.setdefault("retry", RetryPolicy(sleep=sleeps.append))
+        client = EndpointClient(base or server.url, **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -53,14 +54,26 @@ def split_at(body: bytes, cuts: list[int]) -> list[bytes]:
     return [body[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    errors: list[BaseException]
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Clients hanging up and refused TLS handshakes are part of the tests; anything else is
+        # a bug in the test server, kept for the fixture to report.
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, ConnectionError | ssl.SSLError):
+            self.errors.append(error)
+
+
 class ScriptedServer:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.replies: dict[str, deque[Reply]] = defaultdict(deque)
         self.requests: list[Request] = []
         self.stopping = threading.Event()
         handler = type("Handler", (_Handler,), {"script": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self.httpd.errors = self.errors = []
         if tls is not None:
             self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
