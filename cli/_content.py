@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from ._errors import one_line
 from ._wire import ChatCompletionResponse, Content, FunctionCall, ToolCall
 
 __all__ = [
@@ -83,7 +84,7 @@ class AssistantContent:
         if reason is NoText.NO_CHOICE_ZERO:
             return "the endpoint's answer has no choice with index 0"
         if reason is NoText.REFUSAL:
-            return f"the model refused: {_one_line(self.refusal or '')}"
+            return f"the model refused: {one_line(self.refusal or '')}"
         if reason is NoText.TOOL_CALLS:
             calls = ", ".join(call.describe() for call in self.tool_calls)
             return f"the model asked to call a tool instead of answering: {calls} (bai runs no tools)"
@@ -100,11 +101,6 @@ class AssistantContent:
             what = "only whitespace"
         tail = f" (finish_reason: {self.finish_reason})" if self.finish_reason not in (None, "stop") else ""
         return f"the model answered with {what}{tail}"
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _part_text(value: Any) -> str:

@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._stream import StreamResult
 
 __all__ = [
     "APIError", "AuthenticationError", "ConnectError", "ConnectTimeout", "ConnectionLost", "ContextLength",
@@ -87,7 +90,7 @@ class EndpointError(Exception):
         super().__init__(message)
         self.message = message
         self.url = url
-        self.partial: Any = None  # set on errors that end a stream: what had arrived
+        self.partial: StreamResult | None = None  # on errors that end a stream: what had arrived
 
     def __str__(self) -> str:
         return self.message

@@ -65,7 +65,7 @@ class _PartialCall:
 class StreamAccumulator:
     def __init__(
         self,
-        url: str = "",
+        url: str = "the endpoint",
         on_text: Callable[[str], object] | None = None,
         on_reasoning: Callable[[str], object] | None = None,
     ) -> None:

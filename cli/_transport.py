@@ -223,23 +223,16 @@ class EndpointClient:
         on_reasoning: Callable[[str], object] | None,
     ) -> StreamResult:
         url = display_url(self.chat_url)
-        content_type = response.headers.get("content-type")
-        if "json" in (content_type or "").lower():  # LiteLLM and others answer errors as JSON
-            body = self._read(response, self.chat_url)
-            try:
-                error = error_in_body(decode_json(body), body, url=url, status=response.status_code)
-            except msgspec.DecodeError:
-                error = None
-            raise error or NotAnEventStream(url, status=response.status_code, content_type=content_type,
-                                            excerpt=one_line(body[:400].decode("utf-8", "replace"), 120))
+        if "json" in (response.headers.get("content-type") or "").lower():  # LiteLLM answers errors so
+            raise self._not_an_event_stream(response, self._read(response, self.chat_url))
         accumulator = StreamAccumulator(url, on_text, on_reasoning)
         decoder = SSEDecoder()
-        head = b""  # the first bytes, to show when this turns out not to be an event stream
+        head = bytearray()  # kept until the first event, in case this is no event stream at all
         try:
             try:
                 for chunk in response.iter_bytes():
-                    if len(head) < 400:
-                        head += chunk[:400]
+                    if not accumulator.events and len(head) < MAX_ERROR_BODY:
+                        head += chunk
                     for event in decoder.feed(chunk):
                         if accumulator.feed(event):
                             return accumulator.result("done")
@@ -250,14 +243,24 @@ class EndpointClient:
                 raise ReadTimeout(url, self._timeout.read, received=accumulator.received) from exc
             except httpx.HTTPError as exc:
                 raise StreamInterrupted(url, _reason(exc), received=accumulator.received) from exc
-            if accumulator.events == 0:
-                raise NotAnEventStream(url, status=response.status_code, content_type=content_type,
-                                       excerpt=one_line(head.decode("utf-8", "replace"), 120) or None)
+            if not accumulator.events:
+                raise self._not_an_event_stream(response, bytes(head))
             return accumulator.end_of_body()
         except EndpointError as exc:
             if exc.partial is None:
                 exc.partial = accumulator.result("error" if isinstance(exc, APIError) else "interrupted")
             raise
+
+    def _not_an_event_stream(self, response: httpx.Response, body: bytes) -> EndpointError:
+        """A 2xx reply to a stream request that is no event stream: the error it reports, if any."""
+        url = display_url(self.chat_url)
+        try:
+            error = error_in_body(decode_json(body), body, url=url, status=response.status_code)
+        except msgspec.DecodeError:
+            error = None
+        return error or NotAnEventStream(url, status=response.status_code,
+                                         content_type=response.headers.get("content-type"),
+                                         excerpt=one_line(body[:400].decode("utf-8", "replace"), 120) or None)
 
     def _network_error(self, exc: httpx.HTTPError, url: str) -> EndpointError:
         shown = display_url(url)

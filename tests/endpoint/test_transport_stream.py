@@ -168,6 +168,7 @@ def test_json_where_a_stream_was_expected(server: ScriptedServer, make_client: A
         Reply(200, fixture_bytes("openai_basic.json")),
         Reply(200, b"<html><title>Sign in</title></html>", content_type="text/html"),
         Reply(200, b"", content_type=SSE),
+        Reply(200, b'{"error": {"message": "mislabelled"}}', content_type=SSE),
     )
     client = make_client()
     with pytest.raises(HTTPStatusError, match="RateLimitError"):
@@ -179,6 +180,8 @@ def test_json_where_a_stream_was_expected(server: ScriptedServer, make_client: A
     with pytest.raises(NotAnEventStream, match="text/html: <html><title>Sign in"):
         client.stream_chat(PAYLOAD)
     with pytest.raises(NotAnEventStream):
+        client.stream_chat(PAYLOAD)
+    with pytest.raises(APIError, match="mislabelled"):  # an error body labelled as a stream
         client.stream_chat(PAYLOAD)
 
 
