@@ -172,7 +172,7 @@ class EndpointClient:
             if response.is_success:
                 return response
             try:
-                raw = self._read_error_body(response)
+                raw = self._read(response, url, error_body=True)
             finally:
                 response.close()
             status = response.status_code
@@ -191,30 +191,23 @@ class EndpointClient:
                 location=display_url(response.headers.get("location", "")) if response.is_redirect else None,
             )
 
-    def _read(self, response: httpx.Response, url: str) -> bytes:
+    def _read(self, response: httpx.Response, url: str, *, error_body: bool = False) -> bytes:
+        """The whole body. An error body is cut at MAX_ERROR_BODY, and a failure while reading it
+        keeps what arrived (its status says more); a reply over MAX_BODY or broken off raises."""
+        limit = MAX_ERROR_BODY if error_body else MAX_BODY
         buf = bytearray()
         try:
             for chunk in response.iter_bytes():
                 buf += chunk
-                if len(buf) > MAX_BODY:
+                if len(buf) > limit:
+                    if error_body:
+                        break
                     raise InvalidResponse(display_url(url), f"the reply is larger than {MAX_BODY >> 20} MiB",
                                           status=response.status_code)
         except httpx.HTTPError as exc:
-            raise self._network_error(exc, url) from exc
-        return bytes(buf)
-
-    @staticmethod
-    def _read_error_body(response: httpx.Response) -> bytes:
-        """At most MAX_ERROR_BODY bytes; a failure while reading keeps what arrived (the status matters more)."""
-        buf = bytearray()
-        try:
-            for chunk in response.iter_bytes():
-                buf += chunk
-                if len(buf) >= MAX_ERROR_BODY:
-                    break
-        except httpx.HTTPError:
-            pass
-        return bytes(buf[:MAX_ERROR_BODY])
+            if not error_body:
+                raise self._network_error(exc, url) from exc
+        return bytes(buf[:limit])
 
     def _read_stream(
         self,

@@ -208,3 +208,17 @@ def test_real_sleep_is_used_by_default(server: ScriptedServer) -> None:
         started = time.monotonic()
         assert client.chat(PAYLOAD).text
         assert time.monotonic() - started >= 0.2
+
+
+def test_body_size_limits(server: ScriptedServer, make_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli._transport
+
+    server.add(CHAT, Reply(500, b"E" * 200_000, content_type="text/plain", framing="chunked",
+                           pieces=[b"E" * 100_000] * 2),
+               Reply(200, OK))
+    with pytest.raises(HTTPStatusError) as caught:
+        make_client().chat(PAYLOAD)
+    assert len(str(caught.value)) < 400
+    monkeypatch.setattr(cli._transport, "MAX_BODY", 100)
+    with pytest.raises(InvalidResponse, match="the reply is larger than"):
+        make_client().chat(PAYLOAD)
