@@ -6,12 +6,14 @@ import os
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from eventlog import Store, check_deployment_id
+if TYPE_CHECKING:  # imported lazily: `bai --help` must not pay for the store and msgspec
+    from eventlog import Store
 
-from . import _settings as settings
+    from . import _settings as settings_t
 
 
 def use_color() -> bool | None:
@@ -33,30 +35,46 @@ class App:
             warn(message)
 
     @cached_property
-    def config(self) -> settings.SettingsFile:
+    def config(self) -> settings_t.SettingsFile:
+        from . import _settings as settings
+
         return settings.load(self._bare_store, settings.CONFIG, self.warn_once)
 
     @cached_property
-    def cache(self) -> settings.SettingsFile:
+    def cache(self) -> settings_t.SettingsFile:
+        from . import _settings as settings
+
         return settings.load(self._bare_store, settings.CACHE, self.warn_once)
 
     @cached_property
     def _bare_store(self) -> Store:
+        from eventlog import Store
+
         return Store(warn=self.warn_once)
 
     @cached_property
     def store(self) -> Store:
+        from eventlog import Store
+
+        from . import _settings as settings
+
         return Store(caps=settings.caps_policy(self.config, self.warn_once), warn=self.warn_once)
 
-    def deployment_config(self, deployment: str) -> settings.DeploymentConfig:
+    def deployment_config(self, deployment: str) -> settings_t.DeploymentConfig:
+        from . import _settings as settings
+
         return self.config.entry(deployment, settings.DeploymentConfig, self.warn_once)
 
-    def cache_entry(self, deployment: str) -> settings.CacheEntry:
+    def cache_entry(self, deployment: str) -> settings_t.CacheEntry:
+        from . import _settings as settings
+
         return self.cache.entry(deployment, settings.CacheEntry, self.warn_once)
 
-    def update(self, name: str, deployment: str, changes: dict | None) -> None:
+    def update(self, name: str, deployment: str, changes: dict[str, Any] | None) -> None:
         """Read-modify-write one deployment's entry of config.json or cache.json under the lock.
         `changes` None removes the entry; a value None removes that key."""
+        from . import _settings as settings
+
         with self._bare_store.locked():
             current = settings.load(self._bare_store, name, self.warn_once)  # re-read under the lock
             entries = current.deployments
@@ -78,6 +96,8 @@ def deployment_id(ctx: click.Context, param: click.Parameter, value: str | None)
     """click callback: a deployment id that breaks the rule is a usage error before any file is touched."""
     if value is None:
         return None
+    from eventlog._ids import check_deployment_id  # the rule alone: no store, no msgspec
+
     try:
         return check_deployment_id(value)
     except ValueError as e:

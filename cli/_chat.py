@@ -38,6 +38,7 @@ class ChatRequest:
     endpoint: str | None = None
     token: str | None = None
     verify: bool = True
+    verbose: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,16 @@ def run_chat(app: App, req: ChatRequest, write: Callable[[str], object], note: C
         note("the answer was cut at max_tokens (finish_reason: length); it is saved as it is")
     if not recorded.kept:
         note("the round is larger than this deployment's history_max_bytes, so it is not kept as context")
+    if req.verbose:
+        note(describe_turn(len(replay), result.model or model, usage, recorded.seq))
     return OK
+
+
+def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int) -> str:
+    tokens = ""
+    if usage and isinstance(usage.get("prompt_tokens"), int):
+        tokens = f" · {usage['prompt_tokens']} prompt + {usage.get('completion_tokens', '?')} completion tokens"
+    return f"replayed {replayed} message(s) · model {model}{tokens} · saved as round {seq}"
 
 
 def read_message(parts: tuple[str, ...], stdin: Any = None) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-import msgspec
 
 from ._app import App, deployment_id, pass_app
 
@@ -13,6 +12,8 @@ from ._app import App, deployment_id, pass_app
 def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> dict:
     if value is None:
         return {}
+    import msgspec
+
     try:
         doc = msgspec.json.decode(value)
     except msgspec.DecodeError as e:
@@ -36,6 +37,7 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
 @click.option("--endpoint", help="Endpoint base URL for this call (default: config).")
 @click.option("--token", help="Bearer token for this call (default: config).")
 @click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
+@click.option("-v", "--verbose", is_flag=True, help="Also say on stderr what was replayed, the token counts and the saved round.")
 @pass_app
 def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) -> int:
     """Send MESSAGE to DEPLOYMENT, replaying its recent history as context.

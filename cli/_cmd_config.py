@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
-import msgspec
 
-from . import _settings as settings
 from ._app import App, deployment_id, pass_app
 
 MASK = "********"
+CONFIG, CACHE = "config.json", "cache.json"  # as in _settings, which is not imported for --help
 
 
 def _endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -54,7 +53,7 @@ def set_(app: App, deployment: str, **values: object) -> None:
     changes = {k: (None if v == "" else v) for k, v in values.items() if v is not None}
     if not changes:
         raise click.UsageError("nothing to set: give at least one option")
-    app.update(settings.CONFIG, deployment, changes)
+    app.update(CONFIG, deployment, changes)
     click.echo(f"Updated {deployment}: {', '.join(sorted(changes))}.", err=True)
 
 
@@ -64,14 +63,15 @@ def set_(app: App, deployment: str, **values: object) -> None:
 @pass_app
 def show(app: App, deployment: str, as_json: bool) -> None:
     """Show DEPLOYMENT's settings (the token is masked)."""
+    import msgspec
+
     config = msgspec.structs.asdict(app.deployment_config(deployment))
     if config["token"]:
         config["token"] = MASK  # never the token, nor its length
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **config}), indent=2))
         return
-    for key in settings.CONFIG_KEYS:
-        value = config[key]
+    for key, value in config.items():
         click.echo(f"{key:<18} {'(not set)' if value is None else value}")
 
 
@@ -80,7 +80,7 @@ def show(app: App, deployment: str, as_json: bool) -> None:
 @pass_app
 def clear(app: App, deployment: str) -> None:
     """Remove all of DEPLOYMENT's settings (history and cache are left alone)."""
-    app.update(settings.CONFIG, deployment, None)
+    app.update(CONFIG, deployment, None)
     click.echo(f"Removed the settings of {deployment}.", err=True)
 
 
@@ -95,6 +95,8 @@ def chat_cache() -> None:
 @pass_app
 def cache_show(app: App, deployment: str, as_json: bool) -> None:
     """Show what is cached for DEPLOYMENT."""
+    import msgspec
+
     entry = app.cache_entry(deployment)
     doc = msgspec.structs.asdict(entry)
     if as_json:
@@ -110,5 +112,5 @@ def cache_show(app: App, deployment: str, as_json: bool) -> None:
 @pass_app
 def cache_clear(app: App, deployment: str) -> None:
     """Forget what is cached for DEPLOYMENT (it is fetched again when needed)."""
-    app.update(settings.CACHE, deployment, None)
+    app.update(CACHE, deployment, None)
     click.echo(f"Cleared the cache of {deployment}.", err=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-import msgspec
 
 from ._app import App, deployment_id, pass_app, use_color
 
@@ -31,6 +30,8 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
     Example:
       bai deployment chat-history show my-llm --json | jq '.messages[-1].content'
     """
+    import msgspec
+
     messages = app.store.history(deployment)
     if limit is not None:
         messages = messages[len(messages) - limit :] if limit else []
@@ -56,6 +57,8 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
 @pass_app
 def list_(app: App, as_json: bool) -> None:
     """List deployments with saved history: messages, bytes on disk, first and last time."""
+    import msgspec
+
     rows = app.store.deployments()
     if as_json:
         doc = [{"deployment": r.deployment, "messages": r.messages, "bytes": r.bytes,

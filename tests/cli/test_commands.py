@@ -1,0 +1,197 @@
+"""The commands through click's CliRunner, with the store in a temporary BAI_CHAT_HOME."""
+
+import io
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main as cli_main
+from cli._chat import ChatRequest, ChatUsageError, build_messages, build_payload, read_message
+from eventlog import Store
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAI_CHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return tmp_path / "home"
+
+
+def bai(*args, input=None):
+    """Run `bai` in-process the way the console script does; returns (code, stdout, stderr)."""
+    runner = CliRunner()
+    result = runner.invoke(_entry, list(args), input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+import click  # noqa: E402
+
+
+@click.command(add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def _entry(ctx):
+    ctx.exit(cli_main.run(ctx.args))
+
+
+def test_config_set_show_masks_the_token(home):
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--endpoint", "http://127.0.0.1:9", "--token", "s3cr3t-token", "--history-limit", "4")
+    assert code == 0 and "Updated d1" in err
+    code, out, _ = bai("deployment", "chat-config", "show", "d1")
+    assert code == 0 and "http://127.0.0.1:9" in out and "s3cr3t" not in out and "********" in out
+    code, out, _ = bai("deployment", "chat-config", "show", "d1", "--json")
+    doc = json.loads(out)
+    assert doc["token"] == "********" and doc["history_limit"] == 4  # fixed mask: not even the length shows
+    assert (home / "config.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_config_empty_value_unsets_and_unknown_keys_survive(home):
+    home.mkdir(parents=True)
+    (home / "config.json").write_text(json.dumps({"deployments": {"d1": {"model": "m", "backend_ai_key": 7}}, "other": 1}))
+    assert bai("deployment", "chat-config", "set", "d1", "--model", "")[0] == 0
+    doc = json.loads((home / "config.json").read_text())
+    assert doc == {"deployments": {"d1": {"backend_ai_key": 7}}, "other": 1}
+
+
+def test_config_token_from_stdin(home):
+    assert bai("deployment", "chat-config", "set", "d1", "--token", "-", input="tok-from-stdin\n")[0] == 0
+    assert json.loads((home / "config.json").read_text())["deployments"]["d1"]["token"] == "tok-from-stdin"
+
+
+def test_config_set_needs_an_option_and_a_url(home):
+    assert bai("deployment", "chat-config", "set", "d1")[0] == 2
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--endpoint", "ftp://x")
+    assert code == 2 and "not an http" in err and err.count("\n") == 1
+
+
+def test_corrupt_config_is_a_warning_and_kept_when_rewritten(home):
+    home.mkdir(parents=True)
+    (home / "config.json").write_bytes(b"{not json")
+    code, out, err = bai("deployment", "chat-config", "show", "d1")
+    assert code == 0 and "warning" in err and "config.json" in err
+    assert bai("deployment", "chat-config", "set", "d1", "--model", "m")[0] == 0
+    copies = [p for p in os.listdir(home) if p.startswith("config.json.corrupt-")]
+    assert copies and (home / copies[0]).read_bytes() == b"{not json"
+
+
+def test_config_and_cache_clear(home):
+    bai("deployment", "chat-config", "set", "d1", "--model", "m")
+    bai("deployment", "chat-config", "set", "d2", "--model", "m")
+    assert bai("deployment", "chat-config", "clear", "d1")[0] == 0
+    assert set(json.loads((home / "config.json").read_text())["deployments"]) == {"d2"}
+    (home / "cache.json").write_text(json.dumps({"deployments": {"d1": {"default_model": "x", "last_synced_at": "2000-01-01T00:00:00+00:00"}}}))
+    code, out, _ = bai("deployment", "chat-cache", "show", "d1", "--json")
+    assert json.loads(out)["default_model"] == "x" and json.loads(out)["fresh"] is False
+    assert bai("deployment", "chat-cache", "clear", "d1")[0] == 0
+    assert json.loads((home / "cache.json").read_text())["deployments"] == {}
+
+
+def _seed(home, n=3, deployment="d1"):
+    store = Store(home, warn=lambda m: None)
+    for i in range(n):
+        store.record_round(deployment, f"question {i}", f"answer {i}", model="m1", finish_reason="length" if i == n - 1 else "stop")
+
+
+def test_history_show_text_json_and_limit(home):
+    _seed(home)
+    code, out, _ = bai("deployment", "chat-history", "show", "d1")
+    assert code == 0 and out.index("question 0") < out.index("answer 0") < out.index("question 2")
+    assert "cut at max tokens" in out and "\x1b[" not in out  # not a terminal: no colour
+    code, out, _ = bai("deployment", "chat-history", "show", "d1", "--json", "--limit", "3")
+    doc = json.loads(out)
+    assert doc["deployment"] == "d1"
+    assert [m["content"] for m in doc["messages"]] == ["answer 1", "question 2", "answer 2"]
+    assert all(set(m) == {"role", "content", "created_at"} for m in doc["messages"])
+    assert json.loads(bai("deployment", "chat-history", "show", "d1", "--json", "--limit", "0")[1])["messages"] == []
+
+
+def test_history_show_of_nothing(home):
+    code, out, err = bai("deployment", "chat-history", "show", "nobody")
+    assert code == 0 and out == "" and "No saved history" in err
+
+
+def test_history_list_clear_and_compact(home):
+    _seed(home, 2, "d1")
+    _seed(home, 1, "d2")
+    code, out, _ = bai("deployment", "chat-history", "list", "--json")
+    assert [(d["deployment"], d["messages"]) for d in json.loads(out)] == [("d1", 4), ("d2", 2)]
+    assert bai("deployment", "chat-history", "clear")[0] == 2  # neither ID nor --all
+    assert bai("deployment", "chat-history", "clear", "d1", "--all")[0] == 2
+    code, _, err = bai("deployment", "chat-history", "clear", "d1")
+    assert code == 0 and "4 message(s) removed" in err
+    assert bai("deployment", "chat-history", "compact")[0] == 0
+    assert bai("deployment", "chat-history", "clear", "--all")[0] == 0
+    assert json.loads(bai("deployment", "chat-history", "list", "--json")[1]) == []
+
+
+def test_invalid_id_is_a_one_line_usage_error_and_touches_nothing(home):
+    for args in (["chat-history", "show", "bad id"], ["chat", "../x", "hi"], ["chat-config", "set", "-x", "--model", "m"]):
+        code, _, err = bai("deployment", *args)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert not home.exists()
+
+
+def test_chat_without_endpoint_says_how_to_set_one(home):
+    code, _, err = bai("deployment", "chat", "d1", "hello")
+    assert code == 2 and "chat-config set d1 --endpoint URL" in err and err.count("\n") == 1
+
+
+def test_malformed_params_is_a_usage_error(home):
+    for bad in ("{", "[1]", "3"):
+        code, _, err = bai("deployment", "chat", "d1", "hi", "--endpoint", "http://127.0.0.1:9", "--params", bad)
+        assert code == 2 and "--params" in err
+
+
+def test_no_color_and_help_examples(home, monkeypatch):
+    for args in ([], ["deployment"], ["deployment", "chat"], ["deployment", "chat-history", "show"],
+                 ["deployment", "chat-config", "set"], ["deployment", "chat-history", "clear"]):
+        code, out, _ = bai(*args, "--help")
+        assert code == 0 and "Usage:" in out
+    assert "Example" in bai("deployment", "chat", "--help")[1]
+    assert bai("--version")[1].startswith("bai ")
+    monkeypatch.setenv("NO_COLOR", "1")
+    _seed(home)
+    runner = CliRunner()
+    result = runner.invoke(_entry, ["deployment", "chat-history", "show", "d1"], color=True)
+    assert "\x1b[" not in result.stdout
+
+
+def test_run_maps_failures_to_exit_codes(monkeypatch, capsys):
+    from cli import _cmd_history
+    from cli.endpoint import ConnectError, InvalidEndpointURL
+    from eventlog import StoreBusy
+
+    cases = [(StoreBusy("/x/.lock", 1), 1), (ConnectError("http://127.0.0.1:9", "refused"), 1),
+             (InvalidEndpointURL("x", "no scheme"), 2),
+             (KeyboardInterrupt(), 130), (RuntimeError("boom\nsecond line"), 1)]
+    for exc, code in cases:
+        def explode(*a, **k):
+            raise exc
+        monkeypatch.setattr(_cmd_history.App, "store", property(explode), raising=False)
+        assert cli_main.run(["deployment", "chat-history", "list"]) == code
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_read_message_sources():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert read_message(("hello", "world")) == "hello world"
+    assert read_message(("-",), io.StringIO("from stdin\n")) == "from stdin"
+    assert read_message((), io.StringIO("piped\n\n")) == "piped"
+    with pytest.raises(ChatUsageError):
+        read_message((), Tty())
+    with pytest.raises(ChatUsageError):
+        read_message(("  ",))
+
+
+def test_payload_keeps_model_and_messages_ours():
+    req = ChatRequest("d1", "hi", params={"model": "evil", "messages": [], "temperature": 0}, max_tokens=5)
+    messages = build_messages("be brief", [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "hi")
+    payload = build_payload(req, "m1", messages)
+    assert payload["model"] == "m1" and payload["temperature"] == 0 and payload["max_tokens"] == 5
+    assert [m["role"] for m in payload["messages"]] == ["system", "user", "assistant", "user"]
+    assert build_messages(None, [], "x") == [{"role": "user", "content": "x"}]
