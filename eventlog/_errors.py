@@ -4,6 +4,7 @@ StoreError                    base; its str() is a one-line message fit for a us
 ├── InvalidDeploymentId       the id breaks the naming rule (also a ValueError)
 ├── StoreBusy                 another process held the lock past the timeout
 ├── StoreWriteError           the disk refused a write (ENOSPC, EIO, short write...)
+├── StoreReadError            a file of the store exists but cannot be read (EACCES, EIO)
 └── StoreVersionError         a file was written by a newer version of the store
 """
 
@@ -33,19 +34,31 @@ class StoreBusy(StoreError):
         )
 
 
-class StoreWriteError(StoreError):
-    """A write did not reach the disk; whatever was there before is still valid."""
-
-    def __init__(self, what: str, cause: OSError) -> None:
-        reason = {
+def _reason(cause: OSError) -> str:
+    return {
             errno.ENOSPC: "the disk is full",
             errno.EDQUOT: "the disk quota is exceeded",
             errno.EIO: "an I/O error occurred",
             errno.EROFS: "the file system is read-only",
             errno.EACCES: "permission denied",
             errno.EPERM: "permission denied",
-        }.get(cause.errno or 0, cause.strerror or str(cause))
-        super().__init__(f"could not save {what}: {reason}; nothing was changed")
+    }.get(cause.errno or 0, cause.strerror or str(cause))
+
+
+class StoreWriteError(StoreError):
+    """A write did not reach the disk; whatever was there before is still valid, unless
+    `uncertain` (the disk failed even at undoing it: it may or may not have been kept)."""
+
+    def __init__(self, what: str, cause: OSError, *, uncertain: bool = False) -> None:
+        outcome = "it may or may not have been kept" if uncertain else "nothing was changed"
+        super().__init__(f"could not save {what}: {_reason(cause)}; {outcome}")
+        self.cause = cause
+        self.uncertain = uncertain
+
+
+class StoreReadError(StoreError):
+    def __init__(self, path: str, cause: OSError) -> None:
+        super().__init__(f"could not read {path}: {_reason(cause)}")
         self.cause = cause
 
 

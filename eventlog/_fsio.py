@@ -25,8 +25,9 @@ def ensure_private_dir(path: Path) -> None:
         try:
             os.mkdir(d, DIR_MODE)
         except FileExistsError:
-            pass
+            continue
         os.chmod(d, DIR_MODE)  # the umask may have cut bits off the mode given to mkdir
+        fsync_dir(d.parent)  # the new entry is durable only once its parent is synced
     if (path.stat().st_mode & 0o777) != DIR_MODE:
         os.chmod(path, DIR_MODE)
 
@@ -69,12 +70,16 @@ def is_tmp_name(name: str) -> bool:
     return name.startswith(".") and ".tmp." in name
 
 
+class ReplacedNotDurable(OSError):
+    """The replace happened (readers see the new file) but the directory fsync failed."""
+
+
 def atomic_write(target: Path, data: bytes) -> None:
     """Replace `target` with `data`: a reader sees the old file or the new one, never a mix.
 
     tmp file (O_EXCL, 0600) in the same directory, fsync, os.replace, fsync the directory.
-    Any failure removes the tmp file and re-raises; the old file is untouched unless the
-    replace itself happened (then only the directory fsync failed, and we still fail).
+    Any failure removes the tmp file and re-raises; the old file is untouched, except when
+    only the directory fsync failed: then ReplacedNotDurable, and the caller may undo.
     """
     tmp = tmp_name(target)
     fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -91,13 +96,40 @@ def atomic_write(target: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
-    fsync_dir(target.parent)
+    try:
+        fsync_dir(target.parent)
+    except OSError as e:
+        raise ReplacedNotDurable(e.errno, e.strerror) from e
+
+
+def undo_replace(target: Path, previous: bytes | None) -> bool:
+    """Put back what `target` held before a replace that could not be made durable (None: it
+    did not exist). Best effort, no directory fsync: only what readers see matters here, since
+    the old state is what the disk already holds. Returns whether it worked."""
+    try:
+        if previous is None:
+            os.unlink(target)
+            return True
+        tmp = tmp_name(target)
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            write_all(fd, previous)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+        return True
+    except OSError:
+        return False
 
 
 def read_bytes(path: Path) -> bytes | None:
-    """The whole file, or None if it does not exist."""
+    """The whole file, or None if it does not exist. Other failures: StoreReadError."""
+    from ._errors import StoreReadError
+
     try:
         with open(path, "rb") as f:
             return f.read()
     except FileNotFoundError:
         return None
+    except OSError as e:
+        raise StoreReadError(str(path), e) from e

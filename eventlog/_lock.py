@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from ._errors import StoreBusy
+from ._errors import StoreBusy, StoreWriteError
 from ._fsio import open_private
 
 
@@ -20,7 +20,10 @@ class WriterLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "WriterLock":
-        fd = open_private(self._path, os.O_RDWR | os.O_CREAT)
+        try:
+            fd = open_private(self._path, os.O_RDWR | os.O_CREAT)
+        except OSError as e:
+            raise StoreWriteError("anything (the store's lock file cannot be opened)", e) from e
         deadline = time.monotonic() + self._timeout
         delay = 0.001
         while True:

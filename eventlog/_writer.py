@@ -16,7 +16,7 @@ from ._errors import StoreVersionError, StoreWriteError
 from ._events import BaseEvent, ClearEvent, Event, RoundEvent, encode_line, now_iso
 from ._files import StorePaths
 from ._ids import is_valid_deployment_id
-from ._fsio import atomic_write, ensure_private_dir, is_tmp_name, open_private, write_all
+from ._fsio import ReplacedNotDurable, atomic_write, ensure_private_dir, is_tmp_name, open_private, undo_replace, write_all
 from ._projection import PROJECTION_VERSION, Message, Projection, encode_projection, messages_of_round
 from ._reader import ProjectionRead, StreamRead, describe_damage, foreign_rounds, read_projection, read_stream
 from ._state import StreamState, fold
@@ -31,8 +31,12 @@ class _Stream:
 
     deployment: str
     state: StreamState
-    end: int  # size of the clean file on disk
+    data: bytes | None  # the clean file's bytes (None: no file), to undo a replace that cannot be made durable
     compact: bool  # the file holds records that are no longer visible (a clear, a stale base)
+
+    @property
+    def end(self) -> int:
+        return len(self.data) if self.data else 0
 
 
 @dataclass
@@ -75,7 +79,10 @@ class WriterSession:
                         pass
 
     def _streams_newer_than_projection(self) -> list[str]:
-        """Logs written after history.json was: a writer died between the two (P7)."""
+        """Logs that may hold more than history.json says: a writer died between the two (P7).
+
+        A log written no earlier than history.json (by mtime; a tie counts, since clocks tick
+        coarsely) is recovered, and kept only if its last seq differs from history.json's."""
         try:
             since = os.stat(self.paths.projection).st_mtime_ns
         except FileNotFoundError:
@@ -85,9 +92,12 @@ class WriterSession:
         except FileNotFoundError:
             return []
         names = []
+        last_seq = self.projection.projection.last_seq if self.projection.ours else {}  # type: ignore[union-attr]
         for e in entries:
-            if e.name.endswith(".jsonl") and not e.name.startswith(".") and e.stat().st_mtime_ns > since:
-                names.append(e.name[: -len(".jsonl")])
+            if e.name.endswith(".jsonl") and not e.name.startswith(".") and e.stat().st_mtime_ns >= since:
+                name = e.name[: -len(".jsonl")]
+                if self.stream(name).state.last_seq != last_seq.get(name):
+                    names.append(name)
         return names
 
     def stream(self, deployment: str) -> _Stream:
@@ -102,20 +112,25 @@ class WriterSession:
             self.warn(damage)
             if read.data:
                 self._quarantine(self.paths.log(deployment), read.data, f"damaged history of {deployment}")
-            end = self._rewrite(deployment, state)
+            data = self._rewrite(deployment, state)
             self._changed[deployment] = state
-            return _Stream(deployment, state, end, False)
+            return _Stream(deployment, state, data, False)
+        data = read.data
         if scan.tail_start is not None:
             self._truncate(deployment, scan.good_end)
+            data = data[: scan.good_end] if data else data
             self._changed[deployment] = state
         head_is_base = bool(scan.chain) and isinstance(scan.chain[0], BaseEvent)
         stale = any(isinstance(e, ClearEvent) for e in scan.chain) or (
             head_is_base and state.rounds and scan.chain[0].seq != state.rounds[0].seq - 1
         )
-        return _Stream(deployment, state, scan.good_end, stale)
+        return _Stream(deployment, state, data, stale)
 
     def _truncate(self, deployment: str, end: int) -> None:
-        fd = open_private(self.paths.log(deployment), os.O_WRONLY)
+        try:
+            fd = open_private(self.paths.log(deployment), os.O_WRONLY)
+        except OSError as e:
+            raise StoreWriteError(f"the history of {deployment}", e) from e
         try:
             os.ftruncate(fd, end)
             os.fsync(fd)
@@ -145,7 +160,7 @@ class WriterSession:
         if len(kept) == len(rounds) and not s.compact and s.end > 0:
             self._append_line(s, encode_line(event))
         else:
-            self._rewrite(s.deployment, new_state)
+            self._rewrite(s.deployment, new_state, undo=s.data)
         self._changed[s.deployment] = new_state
         return event, kept
 
@@ -169,31 +184,32 @@ class WriterSession:
         self._changed[s.deployment] = s.state
 
     def _append_line(self, s: _Stream, line: bytes) -> None:
-        path = self.paths.log(s.deployment)
+        what = f"the history of {s.deployment}"
         if s.end == 0:
-            try:
-                atomic_write(path, line)  # a new file: the directory entry must be durable too
-            except OSError as e:
-                raise StoreWriteError(f"the history of {s.deployment}", e) from e
-            s.end = len(line)
+            # A new file: written by atomic replace, so its directory entry is durable too.
+            self._replace_log(s.deployment, line, what, undo=s.data)
+            s.data = line
             return
-        fd = open_private(path, os.O_WRONLY)
+        try:
+            fd = open_private(self.paths.log(s.deployment), os.O_WRONLY)
+        except OSError as e:
+            raise StoreWriteError(what, e) from e
         try:
             os.lseek(fd, s.end, os.SEEK_SET)
             write_all(fd, line)
             os.fsync(fd)
         except OSError as e:
-            try:
-                os.ftruncate(fd, s.end)  # never leave half a record behind us
-            except OSError:
-                pass  # then it is a torn tail, which the next writer truncates
-            raise StoreWriteError(f"the history of {s.deployment}", e) from e
+            raise StoreWriteError(what, e, uncertain=not _take_back(fd, s.end, len(line))) from e
         finally:
             os.close(fd)
-        s.end += len(line)
+        s.data = (s.data or b"") + line
 
-    def _rewrite(self, deployment: str, state: StreamState) -> int:
-        """Replace the log by its compacted form: [base] + the rounds within the caps."""
+    def _rewrite(self, deployment: str, state: StreamState, *, undo: bytes | None | bool = False) -> bytes:
+        """Replace the log by its compacted form: [base] + the rounds within the caps.
+
+        `undo`: the file's current bytes (None: no file) when the rewrite changes what is
+        visible, so a replace that cannot be made durable is taken back; False when it does
+        not (recovery, compaction: old and new show the same)."""
         kept = within_caps(state.rounds, self._caps(deployment))
         head = kept[0].seq - 1 if kept else state.last_seq
         events: list[Event] = []
@@ -201,12 +217,19 @@ class WriterSession:
             events.append(BaseEvent(v=CURRENT_VERSION, seq=head, deployment=deployment, ts=now_iso()))
         events.extend(kept)
         data = b"".join(encode_line(e) for e in events)
+        self._replace_log(deployment, data, f"the history of {deployment}", undo=undo)
+        return data
+
+    def _replace_log(self, deployment: str, data: bytes, what: str, *, undo: bytes | None | bool) -> None:
+        path = self.paths.log(deployment)
         try:
             ensure_private_dir(self.paths.logs)
-            atomic_write(self.paths.log(deployment), data)
+            atomic_write(path, data)
+        except ReplacedNotDurable as e:
+            undone = undo is False or undo_replace(path, undo if isinstance(undo, bytes) else None)
+            raise StoreWriteError(what, e, uncertain=not undone) from e
         except OSError as e:
-            raise StoreWriteError(f"the history of {deployment}", e) from e
-        return len(data)
+            raise StoreWriteError(what, e) from e
 
     def _caps(self, deployment: str) -> Caps:
         return caps_for(self.caps, deployment)
@@ -234,7 +257,7 @@ class WriterSession:
         try:
             atomic_write(self.paths.projection, encode_projection(new))
         except OSError as e:
-            self.warn(f"history.json was not refreshed ({StoreWriteError('it', e)}); it is rebuilt on the next write")
+            self.warn(f"saved, but history.json could not be refreshed ({e.strerror or e}); the next write rebuilds it")
 
     # -- Backend.AI's history.json ---------------------------------------------------------
 
@@ -259,6 +282,20 @@ class WriterSession:
         for dep in self.paths.logged_deployments():
             self._changed.setdefault(dep, self.stream(dep).state)
         self.projection = ProjectionRead(None, None)
+
+
+def _take_back(fd: int, start: int, length: int) -> bool:
+    """Undo an append whose fsync failed: truncate it away, or else break its newline so it
+    is a torn tail that readers ignore and the next writer truncates. False if neither works."""
+    try:
+        os.ftruncate(fd, start)
+        return True
+    except OSError:
+        pass
+    try:
+        return os.pwrite(fd, b"\x00", start + length - 1) == 1
+    except OSError:
+        return False
 
 
 def _messages(rounds: list[RoundEvent]) -> list[Message]:
