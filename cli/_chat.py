@@ -1,8 +1,10 @@
-"""One chat turn: settings resolved, history replayed, the endpoint asked, the round saved.
+"""Chat turns: settings resolved, history replayed within the context window, the endpoint
+asked, the round saved.
 
-The round is recorded only after a complete answer with assistant text; an error, a broken
-stream or Ctrl-C records nothing (they propagate as exceptions to main, which maps them to
-exit codes).
+A ChatSession holds one endpoint client and the conversation's settings; a one-shot call is
+a session of one turn, the interactive mode a session of many. A round is recorded only
+after a complete answer with assistant text; an error, a broken stream or Ctrl-C records
+nothing (they propagate as exceptions; main maps them to exit codes).
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ from typing import Any, Callable
 
 import msgspec
 
+from eventlog import RoundEvent, as_messages, recent_rounds
+
 from . import _settings as settings
 from ._app import App
+from ._context_window import fit_rounds, shrink_after_refusal
 from ._exitcodes import NO_TEXT, OK
-from .endpoint import EndpointError
+from .endpoint import APIError, EndpointError
+
+Write = Callable[[str], object]
 
 
 class ChatUsageError(Exception):
@@ -26,7 +33,7 @@ class ChatUsageError(Exception):
 @dataclass
 class ChatRequest:
     deployment: str
-    message: str
+    message: str = ""
     history_limit: int | None = None
     system: str | None = None
     model: str | None = None
@@ -41,7 +48,7 @@ class ChatRequest:
     verbose: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class Target:
     """Where and how to send: flags first, then config.json, then defaults."""
 
@@ -70,25 +77,6 @@ def resolve_target(app: App, req: ChatRequest) -> Target:
     )
 
 
-def resolve_model(app: App, client: Any, deployment: str, configured: str | None) -> str:
-    """--model / config, else the cached default (24 h), else the server's first model (cached)."""
-    if configured:
-        return configured
-    cached = app.cache_entry(deployment)
-    if cached.default_model and cached.is_fresh():
-        return cached.default_model
-    models = client.list_models()
-    first = models.first_id
-    if not first:
-        raise ChatUsageError(f"the endpoint lists no models; pick one with --model or chat-config set {deployment} --model M")
-    app.update(settings.CACHE, deployment, {
-        "default_model": first,
-        "max_model_len": models.max_model_len(first),
-        "last_synced_at": settings.now_iso(),
-    })
-    return first
-
-
 def build_messages(system: str | None, replay: list[dict[str, str]], message: str) -> list[dict[str, str]]:
     """[system?] + replayed rounds + the new user message."""
     head = [{"role": "system", "content": system}] if system else []
@@ -104,49 +92,128 @@ def build_payload(req: ChatRequest, model: str, messages: list[dict[str, str]]) 
     return payload
 
 
-def run_chat(app: App, req: ChatRequest, write: Callable[[str], object], note: Callable[[str], object]) -> int:
-    """Do the turn; `write` gets answer text for stdout, `note` one-line remarks for stderr."""
-    from .endpoint import EndpointClient
+class ChatSession:
+    """One deployment's conversation through one endpoint client."""
 
-    target = resolve_target(app, req)
-    replay = app.store.context(req.deployment, target.history_limit)
-    user_at = settings.now_iso_ms()
-    with EndpointClient(target.endpoint, target.token, timeout=req.timeout, verify=req.verify, deployment=req.deployment) as client:
-        model = resolve_model(app, client, req.deployment, target.model)
-        payload = build_payload(req, model, build_messages(target.system, replay, req.message))
+    def __init__(self, app: App, req: ChatRequest) -> None:
+        from .endpoint import EndpointClient
+
+        self.app = app
+        self.req = req
+        self.target = resolve_target(app, req)
+        self.client = EndpointClient(self.target.endpoint, self.target.token, timeout=req.timeout,
+                                     verify=req.verify, deployment=req.deployment)
+        self._printed = False
+
+    def __enter__(self) -> ChatSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+
+    @property
+    def deployment(self) -> str:
+        return self.req.deployment
+
+    def model(self) -> str:
+        """--model / config, else the cached default (24 h), else the server's first model (cached)."""
+        if self.target.model:
+            return self.target.model
+        cached = self.app.cache_entry(self.deployment)
+        if cached.default_model and cached.is_fresh():
+            self.target.model = cached.default_model
+            return cached.default_model
+        models = self.client.list_models()
+        first = models.first_id
+        if not first:
+            raise ChatUsageError(f"the endpoint lists no models; pick one with --model or "
+                                 f"chat-config set {self.deployment} --model M")
+        self.app.update(settings.CACHE, self.deployment, {
+            "default_model": first, "max_model_len": models.max_model_len(first), "last_synced_at": settings.now_iso(),
+        })
+        self.target.model = first
+        return first
+
+    def context_window(self) -> int | None:
+        configured = self.app.deployment_config(self.deployment).context_window
+        cached = self.app.cache_entry(self.deployment)
+        return configured or cached.context_window or cached.max_model_len
+
+    def turn(self, message: str, write: Write, note: Write) -> int:
+        """One round: returns OK when saved, NO_TEXT when the answer had no text."""
+        req = self.req
+        model = self.model()
+        history = self.app.store.rounds(self.deployment)
+        window = self.context_window()
+        fit = fit_rounds(recent_rounds(history, self.target.history_limit), window, req.max_tokens,
+                         self.target.system, message, calibration=history)
+        if fit.left_out:
+            note(f"left out the {2 * fit.left_out} oldest replayed message(s) to fit the context window ({window} tokens)")
+        replay = fit.rounds
+        user_at = settings.now_iso_ms()
+        try:
+            result = self._send(model, replay, message, write)
+        except APIError as e:
+            if not e.is_context_length or not replay or self._printed:
+                raise
+            known = e.context_length
+            if known is not None and known.context_window:
+                self.app.update(settings.CACHE, self.deployment, {"context_window": known.context_window})
+            fewer = shrink_after_refusal(replay, known.excess if known else None, history)
+            note(f"the prompt was too long for the model; retrying with {2 * (len(replay) - len(fewer))} "
+                 f"fewer replayed message(s) ({2 * len(fewer)} left)")
+            replay = fewer
+            result = self._send(model, replay, message, write)
+        return self._record(result, message, model, user_at, len(replay), note)
+
+    def _send(self, model: str, replay: list[RoundEvent], message: str, write: Write) -> Any:
+        req = self.req
+        payload = build_payload(req, model, build_messages(self.target.system, as_messages(replay), message))
+        self._printed = False
         if req.stream and not req.as_json:
             payload.setdefault("stream_options", {"include_usage": True})
-            printed: list[str] = []
+            last: list[str] = [""]
 
             def on_text(piece: str) -> None:
-                printed.append(piece)
+                self._printed = True
+                last[0] = piece
                 write(piece)
 
-            result = client.stream_chat(payload, on_text=on_text)
-            if printed and not printed[-1].endswith("\n"):
-                write("\n")
-        else:
-            result = client.chat(payload)
-            if req.as_json:
-                write(msgspec.json.format(msgspec.json.encode(result.body), indent=2).decode() + "\n")
-            elif result.text is not None:
-                write(result.text if result.text.endswith("\n") else result.text + "\n")
-    content = result.content
-    if content.text is None:
-        note(f"nothing saved: {content.explain()}")
-        return NO_TEXT
-    usage = result.body.get("usage") if isinstance(result.body.get("usage"), dict) else None
-    recorded = app.store.record_round(
-        req.deployment, req.message, content.text, user_at=user_at,
-        model=result.model or model, finish_reason=content.finish_reason, usage=usage,
-    )
-    if content.truncated:
-        note("the answer was cut at max_tokens (finish_reason: length); it is saved as it is")
-    if not recorded.kept:
-        note("the round is larger than this deployment's history_max_bytes, so it is not kept as context")
-    if req.verbose:
-        note(describe_turn(len(replay), result.model or model, usage, recorded.seq))
-    return OK
+            try:
+                return self.client.stream_chat(payload, on_text=on_text)
+            finally:
+                if self._printed and not last[0].endswith("\n"):
+                    write("\n")
+        result = self.client.chat(payload)
+        if req.as_json:
+            write(msgspec.json.format(msgspec.json.encode(result.body), indent=2).decode() + "\n")
+        elif result.text is not None:
+            write(result.text if result.text.endswith("\n") else result.text + "\n")
+        return result
+
+    def _record(self, result: Any, message: str, model: str, user_at: str, replayed: int, note: Write) -> int:
+        content = result.content
+        if content.text is None:
+            note(f"nothing saved: {content.explain()}")
+            return NO_TEXT
+        usage = result.body.get("usage") if isinstance(result.body.get("usage"), dict) else None
+        recorded = self.app.store.record_round(
+            self.deployment, message, content.text, user_at=user_at,
+            model=result.model or model, finish_reason=content.finish_reason, usage=usage,
+        )
+        if content.truncated:
+            note("the answer was cut at max_tokens (finish_reason: length); it is saved as it is")
+        if not recorded.kept:
+            note("the round is larger than this deployment's history_max_bytes, so it is not kept as context")
+        if self.req.verbose:
+            note(describe_turn(2 * replayed, result.model or model, usage, recorded.seq))
+        return OK
+
+
+def run_chat(app: App, req: ChatRequest, write: Write, note: Write) -> int:
+    """A one-shot call: a session of one turn."""
+    with ChatSession(app, req) as session:
+        return session.turn(req.message, write, note)
 
 
 def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int) -> str:
@@ -168,6 +235,3 @@ def read_message(parts: tuple[str, ...], stdin: Any = None) -> str:
     if not text.strip():
         raise ChatUsageError("the message is empty")
     return text.rstrip("\n")
-
-
-__all__ = ["ChatRequest", "ChatUsageError", "EndpointError", "read_message", "run_chat"]

@@ -37,14 +37,16 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
 @click.option("--endpoint", help="Endpoint base URL for this call (default: config).")
 @click.option("--token", help="Bearer token for this call (default: config).")
 @click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
+@click.option("-i", "--interactive", is_flag=True, help="Keep the conversation going at a prompt (the default on a terminal with no MESSAGE).")
 @click.option("-v", "--verbose", is_flag=True, help="Also say on stderr what was replayed, the token counts and the saved round.")
 @pass_app
 def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) -> int:
     """Send MESSAGE to DEPLOYMENT, replaying its recent history as context.
 
-    MESSAGE "-", or none with stdin piped, reads the message from stdin. The round is saved
-    only when a complete answer with text arrived. Exit codes: 0 saved, 1 failed, 2 usage,
-    3 answered without text (tool call, refusal, empty), 130 interrupted.
+    MESSAGE "-", or none with stdin piped, reads the message from stdin; no MESSAGE on a
+    terminal (or -i) opens an interactive conversation (/help there lists its commands).
+    The round is saved only when a complete answer with text arrived. Exit codes: 0 saved,
+    1 failed, 2 usage, 3 answered without text (tool call, refusal, empty), 130 interrupted.
 
     \b
     Example:
@@ -52,9 +54,16 @@ def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) ->
       bai deployment chat my-llm "And its population?"
       git diff | bai deployment chat my-llm --history-limit 0 --max-tokens 400 -
     """
-    from ._chat import ChatRequest, ChatUsageError, read_message, run_chat
+    from ._chat import ChatRequest, ChatSession, ChatUsageError, read_message, run_chat
 
+    interactive = opts.pop("interactive") or (not message and sys.stdin.isatty())
     try:
+        if interactive:
+            from ._interactive import Repl
+
+            req = ChatRequest(deployment, verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
+            with ChatSession(app, req) as session:
+                return Repl(session).run(" ".join(message) if message else None)
         req = ChatRequest(deployment, read_message(message), verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
         return run_chat(app, req, write=_write_stdout, note=_note)
     except ChatUsageError as e:

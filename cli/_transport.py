@@ -51,6 +51,11 @@ __all__ = ["USER_AGENT", "EndpointClient"]
 
 MAX_BODY = 32 * 1024 * 1024  # a whole reply; beyond this it is not a chat answer
 MAX_ERROR_BODY = 64 * 1024
+# A server may close an idle keep-alive connection just as the next request goes out on it
+# (llama-server does so after every streamed reply, though it sends `Keep-Alive: timeout=5`):
+# that request fails with no response at all. The server never answered it, so it is sent
+# again, this many times, on a new connection.
+STALE_CONNECTION_RETRIES = 1
 
 
 def _version() -> str:
@@ -93,7 +98,10 @@ class EndpointClient:
         headers = {"User-Agent": user_agent}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(headers=headers, timeout=self._timeout, verify=verify, follow_redirects=False)
+        # One idle connection at most (bai sends one request at a time): once a stale one has
+        # failed, none is left in the pool, so the retry is sure to connect anew.
+        self._client = httpx.Client(headers=headers, timeout=self._timeout, verify=verify, follow_redirects=False,
+                                    limits=httpx.Limits(max_keepalive_connections=1))
 
     def close(self) -> None:
         self._client.close()
@@ -157,18 +165,15 @@ class EndpointClient:
         return msgspec.json.encode({**payload, "stream": stream})
 
     def _send(self, method: str, url: str, body: bytes | None, accept: str) -> httpx.Response:
-        """An open 2xx response, after retrying 429/503; any other status raises."""
+        """An open 2xx response, after retrying 429/503 and a stale pooled connection; any other
+        status raises."""
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = "application/json"
         attempt = 0
         while True:
             attempt += 1
-            request = self._client.build_request(method, url, content=body, headers=headers)
-            try:
-                response = self._client.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise self._network_error(exc, url) from exc
+            response = self._open(method, url, body, headers)
             if response.is_success:
                 return response
             try:
@@ -190,6 +195,20 @@ class EndpointClient:
                 retry_after=retry_after,
                 location=display_url(response.headers.get("location", "")) if response.is_redirect else None,
             )
+
+    def _open(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> httpx.Response:
+        """The response head; sent again on a new connection when a pooled one turned out to be
+        closed (STALE_CONNECTION_RETRIES). Not an `attempt`: the server never answered those."""
+        for stale in range(STALE_CONNECTION_RETRIES + 1):
+            trace = _ConnectionTrace()
+            request = self._client.build_request(method, url, content=body, headers=headers,
+                                                 extensions={"trace": trace})
+            try:
+                return self._client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                if not (trace.reused and stale < STALE_CONNECTION_RETRIES and _closed_unanswered(exc)):
+                    raise self._network_error(exc, url) from exc
+        raise AssertionError("unreachable: the last pass returns or raises")
 
     def _read(self, response: httpx.Response, url: str, *, error_body: bool = False) -> bytes:
         """The whole body. An error body is cut at MAX_ERROR_BODY, and a failure while reading it
@@ -274,6 +293,35 @@ class EndpointClient:
                 return TLSError(shown, _reason(cause), certificate=certificate)
             return ConnectError(shown, _reason(cause or exc))
         return ConnectionLost(shown, _reason(cause or exc))
+
+
+class _ConnectionTrace:
+    """httpcore's `trace` hook for one request: did it open a connection or use a pooled one?"""
+
+    __slots__ = ("connected",)
+
+    def __init__(self) -> None:
+        self.connected = False
+
+    def __call__(self, name: str, info: Mapping[str, Any]) -> None:
+        if name.startswith("connection.connect_"):  # connect_tcp / connect_unix_socket
+            self.connected = True
+
+    @property
+    def reused(self) -> bool:
+        return not self.connected
+
+
+def _closed_unanswered(exc: httpx.HTTPError) -> bool:
+    """Closed (FIN, or RST when our request sat unread) before any response came back.
+
+    Raised by `send`, so no response head had arrived. httpcore's message is the only mark of the
+    FIN case; the stale-connection tests in tests/endpoint/test_real_servers.py fail if it changes."""
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "without sending a response" in str(exc)
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return isinstance(_root_cause(exc), ConnectionResetError | BrokenPipeError)
+    return False
 
 
 def _root_cause(exc: BaseException) -> BaseException | None:

@@ -8,6 +8,7 @@
 Nothing here knows about HTTP or the command line.
 """
 
+from ._context import as_messages, recent_rounds
 from ._caps import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, Caps, CapsPolicy
 from ._errors import InvalidDeploymentId, StoreBusy, StoreError, StoreVersionError, StoreWriteError
 from ._events import RoundEvent
@@ -19,5 +20,5 @@ from ._store import DeploymentSummary, Recorded, Store
 __all__ = [
     "Caps", "CapsPolicy", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_MESSAGES", "DeploymentSummary",
     "InvalidDeploymentId", "Message", "Recorded", "RoundEvent", "Store", "StoreBusy", "StoreError",
-    "StoreVersionError", "StoreWriteError", "check_deployment_id", "default_root", "is_valid_deployment_id",
+    "StoreVersionError", "StoreWriteError", "as_messages", "check_deployment_id", "recent_rounds", "default_root", "is_valid_deployment_id",
 ]

@@ -175,9 +175,13 @@ class Store:
         """The visible messages, oldest first, as history.json holds them."""
         return [m for r in self.rounds(deployment) for m in messages_of_round(r)]
 
+    def recent_rounds(self, deployment: str, limit: int) -> list[RoundEvent]:
+        """The newest whole rounds within `limit` messages (an odd limit rounds down; 0: none)."""
+        return recent_rounds(self.rounds(deployment), limit)
+
     def context(self, deployment: str, limit: int) -> list[dict[str, str]]:
         """The last `limit` messages in whole rounds, as wire messages (role, content)."""
-        return as_messages(recent_rounds(self.rounds(deployment), limit))
+        return as_messages(self.recent_rounds(deployment, limit))
 
     def deployments(self) -> list[DeploymentSummary]:
         """Every deployment with history: message count, bytes on disk, first and last time."""

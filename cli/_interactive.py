@@ -1,0 +1,189 @@
+"""Interactive mode: one conversation in a terminal session.
+
+Each completed round is recorded through the same store as one-shot calls, so another
+terminal's `chat-history show` sees it at once and a later one-shot call continues it.
+Ctrl-C cancels the answer in progress (nothing is recorded) and keeps the session; Ctrl-D
+or /exit leaves. Errors are shown and the session goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import click
+
+from ._app import use_color
+from ._chat import ChatSession, ChatUsageError
+
+HELP = """\
+Type a message and press Enter. End a line with \\ to continue on the next one, or
+wrap several lines between two lines of \"\"\". Commands:
+  /history [N]     the last N saved messages (default 10)
+  /clear           forget this deployment's saved conversation
+  /system TEXT     system prompt for the rest of this session (/system alone: none)
+  /limit K         replay the last K messages as context from now on
+  /model M         ask for model M from now on
+  /help            this text
+  /exit            leave (or Ctrl-D); Ctrl-C stops an answer in progress"""
+
+PROMPT, MORE = "you> ", "...> "
+HISTORY_FILE = "input_history"  # in the store's root, 0600 like the transcript it mirrors
+
+
+class Repl:
+    def __init__(self, session: ChatSession, read_line: Callable[[str], str] = input) -> None:
+        self.session = session
+        self.read_line = read_line
+        self.color = use_color()
+
+    # -- output -----------------------------------------------------------------------
+
+    def out(self, text: str) -> None:
+        click.echo(text, nl=False)
+
+    def note(self, text: str) -> None:
+        click.secho(f"bai: {text}", err=True, fg="yellow", color=self.color)
+
+    def error(self, text: str) -> None:
+        click.secho(f"bai: error: {text}", err=True, fg="red", color=self.color)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self, first_message: str | None = None) -> int:
+        from eventlog import StoreError
+
+        from .endpoint import EndpointError
+
+        history = _load_input_history(self.session)
+        try:
+            self._banner()
+            if first_message:
+                self._turn(first_message, (EndpointError, StoreError, ChatUsageError))
+            for _ in iter(int, 1):  # until /exit or Ctrl-D
+                try:
+                    text = self._read_message()
+                except EOFError:
+                    self.out("\n")
+                    return 0
+                except KeyboardInterrupt:
+                    self.out("\n")  # Ctrl-C at the prompt: a fresh prompt, like a shell
+                    continue
+                if not text.strip():
+                    continue
+                if text.lstrip().startswith("/"):
+                    if self._command(text.strip()) == "exit":
+                        return 0
+                    continue
+                self._turn(text, (EndpointError, StoreError, ChatUsageError))
+        finally:
+            history.save()
+        return 0
+
+    def _banner(self) -> None:
+        saved = len(self.session.app.store.history(self.session.deployment))
+        click.secho(f"Chatting with {self.session.deployment} at {self.session.target.endpoint} "
+                    f"({saved} saved message(s)). /help for commands, Ctrl-D to leave.",
+                    err=True, fg="cyan", color=self.color)
+
+    def _turn(self, text: str, recoverable: tuple[type[BaseException], ...]) -> None:
+        try:
+            self.session.turn(text, self.out, self.note)
+        except KeyboardInterrupt:
+            self.note("interrupted; nothing was saved")
+        except recoverable as e:
+            self.error(str(e))
+
+    def _read_message(self) -> str:
+        line = self.read_line(self._prompt(PROMPT))
+        if line.strip() == '"""':
+            lines = []
+            for _ in range(100_000):
+                more = self.read_line(self._prompt(MORE))
+                if more.strip() == '"""':
+                    break
+                lines.append(more)
+            return "\n".join(lines)
+        lines = [line]
+        while lines[-1].endswith("\\") and len(lines) < 100_000:
+            lines[-1] = lines[-1][:-1]
+            lines.append(self.read_line(self._prompt(MORE)))
+        return "\n".join(lines)
+
+    def _prompt(self, text: str) -> str:
+        return click.style(text, fg="cyan", bold=True) if self.color is not False and os.isatty(1) else text
+
+    # -- slash commands ---------------------------------------------------------------
+
+    def _command(self, text: str) -> str | None:
+        name, _, arg = text.partition(" ")
+        arg = arg.strip()
+        session, target = self.session, self.session.target
+        if name in ("/exit", "/quit"):
+            return "exit"
+        if name == "/help":
+            click.echo(HELP)
+        elif name == "/history":
+            self._show_history(int(arg) if arg.isdigit() else 10)
+        elif name == "/clear":
+            removed = session.app.store.clear(session.deployment)
+            self.note(f"cleared {session.deployment}: {removed} message(s) removed")
+        elif name == "/system":
+            target.system = arg or None
+            self.note(f"system prompt {'set' if arg else 'removed'} for this session")
+        elif name == "/limit":
+            if not arg.isdigit():
+                self.error("/limit takes a number of messages, e.g. /limit 6")
+            else:
+                target.history_limit = int(arg)
+                self.note(f"replaying the last {target.history_limit} message(s) from now on")
+        elif name == "/model":
+            if not arg:
+                self.error("/model takes a model name")
+            else:
+                target.model = arg
+                self.note(f"asking for model {arg} from now on")
+        else:
+            self.error(f"unknown command {name}; /help lists them")
+        return None
+
+    def _show_history(self, limit: int) -> None:
+        messages = self.session.app.store.history(self.session.deployment)
+        for m in messages[len(messages) - limit :] if limit else []:
+            who = "you" if m.role == "user" else (m.model or "assistant")
+            click.secho(f"--- {who}", fg="cyan" if m.role == "user" else "green", color=self.color)
+            click.echo(m.content)
+        if not messages:
+            self.note("no saved history")
+
+
+class _InputHistory:
+    """readline's line history, kept in the store's root (0600)."""
+
+    def __init__(self, path: os.PathLike[str] | None) -> None:
+        self.path = path
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        import readline
+
+        try:
+            readline.set_history_length(1000)
+            readline.write_history_file(self.path)
+            os.chmod(self.path, 0o600)
+        except OSError:
+            pass  # line history is a convenience; the transcript is what matters
+
+
+def _load_input_history(session: ChatSession) -> _InputHistory:
+    try:
+        import readline  # line editing for input(); absent on some platforms
+    except ImportError:
+        return _InputHistory(None)
+    path = session.app.store.paths.root / HISTORY_FILE
+    try:
+        readline.read_history_file(path)
+    except (FileNotFoundError, OSError):
+        pass
+    return _InputHistory(path if path.parent.exists() else None)
