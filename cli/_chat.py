@@ -128,8 +128,11 @@ class ChatSession:
         if not first:
             raise ChatUsageError(f"the endpoint lists no models; pick one with --model or "
                                  f"chat-config set {self.deployment} --model M")
+        max_model_len = models.max_model_len(first)
         self.app.update(settings.CACHE, self.deployment, {
-            "default_model": first, "max_model_len": models.max_model_len(first), "last_synced_at": settings.now_iso(),
+            "default_model": first, "max_model_len": max_model_len, "last_synced_at": settings.now_iso(),
+            # vLLM says its window in /v1/models; llama.cpp in /props
+            "context_window": None if max_model_len else self.client.context_size(),
         })
         self.target.model = first
         return first

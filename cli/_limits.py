@@ -1,7 +1,9 @@
 """How long bai waits for an endpoint, and how often it asks again.
 
 Timeouts are always explicit (DESIGN.md: connect 10 s, read `--timeout`, default 300 s). A request
-is tried again only on 429 and 503 (the server said "not now"), a bounded number of times.
+is tried again on 429 and 503 (the server said "not now"), a bounded number of times; and once,
+on a fresh connection, when a reused keep-alive connection turned out closed before any answer
+(see `_transport.STALE_CONNECTION_RETRIES`).
 No httpx here, so the CLI can show these defaults in `--help` without loading the client.
 """
 

@@ -44,7 +44,7 @@ from ._limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RETRY_STATUS
 from ._response import ChatResult, error_in_body, parse_chat_response, parse_model_list
 from ._sse import SSEDecoder
 from ._stream import StreamAccumulator, StreamResult
-from ._urls import display_url, endpoint_urls
+from ._urls import display_url, endpoint_urls, props_url
 from ._wire import ModelList, decode_json
 
 __all__ = ["USER_AGENT", "EndpointClient"]
@@ -151,6 +151,28 @@ class EndpointClient:
                 response.close()
             return parse_model_list(body, response.headers.get("content-type"),
                                     url=display_url(self.models_url), status=response.status_code)
+
+    def context_size(self) -> int | None:
+        """llama.cpp's context size (`n_ctx` of `GET /props`); None where a server has no such page."""
+        url = props_url(self.models_url)
+        with self._redacting():
+            try:
+                response = self._send("GET", url, None, "application/json")
+                try:
+                    body = self._read(response, url)
+                finally:
+                    response.close()
+            except EndpointError:
+                return None
+        try:
+            doc = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        settings = doc.get("default_generation_settings")
+        n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else doc.get("n_ctx")
+        return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
 
     @contextmanager
     def _redacting(self) -> Iterator[None]:

@@ -42,6 +42,14 @@ def endpoint_urls(base_url: str) -> tuple[str, str]:
     return join(chat), join(api + "/models")
 
 
+def props_url(models_url: str) -> str:
+    """llama.cpp's `/props`, beside (not under) `/v1`: `http://h:8080/v1/models` -> `http://h:8080/props`."""
+    parts = urlsplit(models_url)
+    path = parts.path[: -len("/models")] if parts.path.endswith("/models") else parts.path
+    path = path[: -len("/v1")] if path.endswith("/v1") else path
+    return urlunsplit((parts.scheme, parts.netloc, path + "/props", parts.query, ""))
+
+
 def display_url(url: str) -> str:
     """The URL as messages show it: no user:password, no query (either may hold a secret)."""
     try:

@@ -4,6 +4,8 @@ sent, never what is recorded."""
 
 import json
 import os
+
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +17,14 @@ def _bai(env, *args):
     return subprocess.run([BAI, "deployment", *args], env=env, capture_output=True, text=True, timeout=180)
 
 
-def test_a_long_conversation_keeps_working_in_a_small_window(tmp_path, llama_server_small_ctx, recording_proxy):
+@pytest.mark.parametrize("window", ["from-props", "from-refusal"])
+def test_a_long_conversation_keeps_working_in_a_small_window(tmp_path, llama_server_small_ctx, recording_proxy, window):
     proxy = recording_proxy(llama_server_small_ctx)
     env = {**os.environ, "BAI_CHAT_HOME": str(tmp_path / "home")}
-    assert _bai(env, "chat-config", "set", "small", "--endpoint", proxy.root_url, "--history-limit", "100").returncode == 0
+    # With the model configured bai never asks the server about it, so it learns the window
+    # only from the first refusal; without, it reads llama.cpp's /props up front.
+    model = ["--model", "gemma-3-270m"] if window == "from-refusal" else []
+    assert _bai(env, "chat-config", "set", "small", "--endpoint", proxy.root_url, "--history-limit", "100", *model).returncode == 0
     notes = []
     sent = []
     for turn in range(8):
@@ -39,9 +45,14 @@ def test_a_long_conversation_keeps_working_in_a_small_window(tmp_path, llama_ser
     assert max(sent) < 2 * 7  # later turns did not replay everything they could have
     assert sent[-1] >= 2  # but still replayed what fits
     said = "\n".join(notes)
-    assert "left out" in said or "too long" in said  # the user was told
+    assert "left out" in said  # the user was told
+    if window == "from-refusal":
+        assert "too long for the model; retrying with" in said  # the one retry happened
+        assert sum("too long" in n for n in notes) == 1  # and then the window was known
+    else:
+        assert "too long" not in said  # trimmed up front, never refused
     cache = json.loads((tmp_path / "home" / "cache.json").read_text())
-    assert cache["deployments"]["small"].get("context_window") == 512  # learned from the server's error
+    assert cache["deployments"]["small"].get("context_window") == 512
 
 
 def test_a_message_too_long_by_itself_is_an_error_and_nothing_is_saved(tmp_path, llama_server_small_ctx):

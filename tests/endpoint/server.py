@@ -2,13 +2,17 @@
 
 Each reply can be cut into pieces sent one by one (flushed, with a delay), framed by
 Content-Length, chunked transfer encoding or connection close; it can stall after some pieces
-(until the test ends) or drop the connection. Every request is recorded for assertions.
+(until the test ends) or drop the connection. A reply can also be no reply: the connection
+closed on the request (a keep-alive connection the server closed as the request went out).
+Every request is recorded for assertions.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import struct
 import sys
 import threading
 from collections import defaultdict, deque
@@ -32,6 +36,7 @@ class Reply:
     gate: threading.Event | None = None  # wait for it after `gate_after` pieces
     gate_after: int = 1
     gate_opened: list[bool] = field(default_factory=list)  # filled in: was the gate opened in time?
+    hang_up: str | None = None  # "close" (FIN) | "reset" (RST): no response, the connection closed
 
     def parts(self) -> list[bytes]:
         if self.pieces is None:
@@ -46,6 +51,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    port: int = 0  # the client's port: tells its connections apart
 
 
 def split_at(body: bytes, cuts: list[int]) -> list[bytes]:
@@ -110,9 +116,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.script.requests.append(Request(self.command, self.path, dict(self.headers.items()), body))
+        self.script.requests.append(Request(self.command, self.path, dict(self.headers.items()), body,
+                                            self.client_address[1]))
         queue = self.script.replies.get(self.path)
         reply = queue.popleft() if queue else Reply(404, b'{"detail":"no scripted reply"}')
+        if reply.hang_up == "reset":
+            self._reset()
+            return
+        if reply.hang_up is not None:
+            self._drop()
+            return
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.send_response(reply.status)
         if reply.content_type:
@@ -152,6 +165,13 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.framing == "chunked":
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+
+    def _reset(self) -> None:
+        # SO_LINGER 0 makes close() send RST; detach so the handler's own files cannot keep the
+        # descriptor open (socketserver's later shutdown/close of it then fail quietly).
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        os.close(self.connection.detach())
 
     def _drop(self) -> None:
         self.close_connection = True
