@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     from eventlog import StoreError
 
-    from ._errors import EndpointError
+    from ._errors import EndpointError, one_line
 
     try:
         result = bai.main(args=argv, prog_name="bai", standalone_mode=False)
@@ -63,10 +63,10 @@ def run(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
-        _error(f"{_one_line(e.format_message())}{hint}")
+        _error(f"{one_line(e.format_message())}{hint}")
         return USAGE
     except click.ClickException as e:
-        _error(_one_line(e.format_message()))
+        _error(one_line(e.format_message()))
         return e.exit_code
     except (KeyboardInterrupt, click.Abort):
         click.echo("\nbai: interrupted; nothing was saved", err=True)
@@ -83,7 +83,7 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: never a traceback for a user
         if os.environ.get("BAI_DEBUG"):
             raise
-        _error(f"internal error: {type(e).__name__}: {_one_line(str(e))} (BAI_DEBUG=1 shows details)")
+        _error(f"internal error: {type(e).__name__}: {one_line(str(e))} (BAI_DEBUG=1 shows details)")
         return FAILED
 
 
@@ -91,10 +91,6 @@ def _error(message: str) -> None:
     from ._app import use_color
 
     click.secho(f"bai: error: {message}", err=True, fg="red", color=use_color())
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _quiet_broken_pipe() -> None:
