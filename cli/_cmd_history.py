@@ -34,7 +34,7 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
 
     messages = app.store.history(deployment)
     if limit is not None:
-        messages = messages[len(messages) - limit :] if limit else []
+        messages = messages[max(len(messages) - limit, 0) :] if limit else []
     if as_json:
         doc = {"deployment": deployment, "messages": [
             {"role": m.role, "content": m.content, "created_at": m.created_at} for m in messages]}

@@ -149,7 +149,7 @@ class Repl:
 
     def _show_history(self, limit: int) -> None:
         messages = self.session.app.store.history(self.session.deployment)
-        for m in messages[len(messages) - limit :] if limit else []:
+        for m in messages[max(len(messages) - limit, 0) :] if limit else []:
             who = "you" if m.role == "user" else (m.model or "assistant")
             click.secho(f"--- {who}", fg="cyan" if m.role == "user" else "green", color=self.color)
             click.echo(m.content)

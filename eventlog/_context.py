@@ -11,7 +11,7 @@ def recent_rounds(rounds: list[RoundEvent], limit: int) -> list[RoundEvent]:
     if limit < 0:
         raise ValueError("history limit must not be negative")
     n = limit // 2
-    return rounds[len(rounds) - n :] if n else []
+    return rounds[max(len(rounds) - n, 0) :] if n else []
 
 
 def as_messages(rounds: list[RoundEvent]) -> list[dict[str, str]]:

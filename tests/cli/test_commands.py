@@ -104,6 +104,8 @@ def test_history_show_text_json_and_limit(home):
     assert [m["content"] for m in doc["messages"]] == ["answer 1", "question 2", "answer 2"]
     assert all(set(m) == {"role", "content", "created_at"} for m in doc["messages"])
     assert json.loads(bai("deployment", "chat-history", "show", "d1", "--json", "--limit", "0")[1])["messages"] == []
+    more = json.loads(bai("deployment", "chat-history", "show", "d1", "--json", "--limit", "50")[1])["messages"]
+    assert len(more) == 6  # a limit above what there is shows everything
 
 
 def test_history_show_of_nothing(home):

@@ -94,6 +94,17 @@ def test_context_is_the_last_k_messages_in_whole_rounds(make_store, limit, expec
     assert len(context) <= limit
 
 
+@pytest.mark.parametrize("stored", range(0, 9))
+def test_context_replays_every_round_there_is_up_to_the_limit(make_store, stored):
+    store = make_store()
+    for i in range(stored):
+        store.record_round("d1", f"q{i}", f"a{i}")
+    for limit in (0, 1, 2, 3, 4, 5, 10, 11, 16):
+        replayed = store.context("d1", limit)
+        assert len(replayed) == 2 * min(stored, limit // 2), (stored, limit)
+        assert [m["content"] for m in replayed[::2]] == [f"q{i}" for i in range(stored - len(replayed) // 2, stored)]
+
+
 def test_context_of_an_unknown_deployment_is_empty(make_store, root):
     assert make_store().context("never-used", 10) == []
     assert not root.exists()  # readers never create anything
