@@ -129,18 +129,28 @@ class ChatSession:
             raise ChatUsageError(f"the endpoint lists no models; pick one with --model or "
                                  f"chat-config set {self.deployment} --model M")
         max_model_len = models.max_model_len(first)
+        now = settings.now_iso()
         self.app.update(settings.CACHE, self.deployment, {
-            "default_model": first, "max_model_len": max_model_len, "last_synced_at": settings.now_iso(),
+            "default_model": first, "max_model_len": max_model_len, "last_synced_at": now,
             # vLLM says its window in /v1/models; llama.cpp in /props
-            "context_window": None if max_model_len else self.client.context_size(),
+            "context_window": None if max_model_len else self.client.context_size(), "window_checked_at": now,
         })
         self.target.model = first
         return first
 
     def context_window(self) -> int | None:
+        """The tightest of what the server said (cached: /v1/models, /props, a refusal's numbers)
+        and what the user configured; when nothing is known, llama.cpp's /props is asked once a day."""
         configured = self.app.deployment_config(self.deployment).context_window
         cached = self.app.cache_entry(self.deployment)
-        return configured or cached.context_window or cached.max_model_len
+        known = [n for n in (cached.context_window, cached.max_model_len, configured) if n]
+        if known:
+            return min(known)
+        if cached.window_is_fresh():
+            return None
+        window = self.client.context_size()
+        self.app.update(settings.CACHE, self.deployment, {"context_window": window, "window_checked_at": settings.now_iso()})
+        return window
 
     def turn(self, message: str, write: Write, note: Write) -> int:
         """One round: returns OK when saved, NO_TEXT when the answer had no text."""
@@ -167,7 +177,8 @@ class ChatSession:
                  f"fewer replayed message(s) ({2 * len(fewer)} left)")
             replay = fewer
             result = self._send(model, replay, message, write)
-        return self._record(result, message, model, user_at, len(replay), note)
+        sent_chars = sum(len(m["content"]) for m in build_messages(self.target.system, as_messages(replay), message))
+        return self._record(result, message, model, user_at, len(replay), sent_chars, note)
 
     def _send(self, model: str, replay: list[RoundEvent], message: str, write: Write) -> Any:
         req = self.req
@@ -194,7 +205,8 @@ class ChatSession:
             write(result.text if result.text.endswith("\n") else result.text + "\n")
         return result
 
-    def _record(self, result: Any, message: str, model: str, user_at: str, replayed: int, note: Write) -> int:
+    def _record(self, result: Any, message: str, model: str, user_at: str, replayed: int, sent_chars: int,
+                note: Write) -> int:
         content = result.content
         if content.text is None:
             note(f"nothing saved: {content.explain()}")
@@ -202,12 +214,13 @@ class ChatSession:
         usage = result.body.get("usage") if isinstance(result.body.get("usage"), dict) else None
         recorded = self.app.store.record_round(
             self.deployment, message, content.text, user_at=user_at,
-            model=result.model or model, finish_reason=content.finish_reason, usage=usage,
+            model=result.model or model, finish_reason=content.finish_reason, usage=usage, prompt_chars=sent_chars,
         )
         if content.truncated:
             note("the answer was cut at max_tokens (finish_reason: length); it is saved as it is")
         if not recorded.kept:
-            note("the round is larger than this deployment's history_max_bytes, so it is not kept as context")
+            note("not saved: this round alone is larger than the deployment's history cap "
+                 "(history_cap / history_max_bytes); the saved history is unchanged")
         if self.req.verbose:
             note(describe_turn(2 * replayed, result.model or model, usage, recorded.seq))
         return OK

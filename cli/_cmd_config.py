@@ -62,7 +62,12 @@ def set_(app: App, deployment: str, **values: object) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON (token masked).")
 @pass_app
 def show(app: App, deployment: str, as_json: bool) -> None:
-    """Show DEPLOYMENT's settings (the token is masked)."""
+    """Show DEPLOYMENT's settings (the token is masked).
+
+    \b
+    Example:
+      bai deployment chat-config show my-llm --json
+    """
     import msgspec
 
     config = msgspec.structs.asdict(app.deployment_config(deployment))
@@ -79,14 +84,25 @@ def show(app: App, deployment: str, as_json: bool) -> None:
 @click.argument("deployment", callback=deployment_id)
 @pass_app
 def clear(app: App, deployment: str) -> None:
-    """Remove all of DEPLOYMENT's settings (history and cache are left alone)."""
+    """Remove all of DEPLOYMENT's settings (history and cache are left alone).
+
+    \b
+    Example:
+      bai deployment chat-config clear my-llm
+    """
     app.update(CONFIG, deployment, None)
     click.echo(f"Removed the settings of {deployment}.", err=True)
 
 
 @click.group("chat-cache")
 def chat_cache() -> None:
-    """The endpoint metadata bai keeps by itself (default model, context size), refreshed after 24 h."""
+    """The endpoint metadata bai keeps by itself (default model, context size), refreshed after 24 h.
+
+    \b
+    Example:
+      bai deployment chat-cache show my-llm
+      bai deployment chat-cache clear my-llm     # fetched again on the next chat
+    """
 
 
 @chat_cache.command("show")
@@ -94,7 +110,12 @@ def chat_cache() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
 @pass_app
 def cache_show(app: App, deployment: str, as_json: bool) -> None:
-    """Show what is cached for DEPLOYMENT."""
+    """Show what is cached for DEPLOYMENT.
+
+    \b
+    Example:
+      bai deployment chat-cache show my-llm --json
+    """
     import msgspec
 
     entry = app.cache_entry(deployment)
@@ -111,6 +132,11 @@ def cache_show(app: App, deployment: str, as_json: bool) -> None:
 @click.argument("deployment", callback=deployment_id)
 @pass_app
 def cache_clear(app: App, deployment: str) -> None:
-    """Forget what is cached for DEPLOYMENT (it is fetched again when needed)."""
+    """Forget what is cached for DEPLOYMENT (it is fetched again when needed).
+
+    \b
+    Example:
+      bai deployment chat-cache clear my-llm
+    """
     app.update(CACHE, deployment, None)
     click.echo(f"Cleared the cache of {deployment}.", err=True)

@@ -56,7 +56,12 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One object per deployment.")
 @pass_app
 def list_(app: App, as_json: bool) -> None:
-    """List deployments with saved history: messages, bytes on disk, first and last time."""
+    """List deployments with saved history: messages, bytes on disk, first and last time.
+
+    \b
+    Example:
+      bai deployment chat-history list --json
+    """
     import msgspec
 
     rows = app.store.deployments()
@@ -97,6 +102,12 @@ def clear(app: App, deployment: str | None, all_: bool) -> None:
 @click.argument("deployment", required=False, callback=deployment_id)
 @pass_app
 def compact(app: App, deployment: str | None) -> None:
-    """Rewrite the logs under their caps and rebuild history.json (maintenance; runs by itself too)."""
+    """Rewrite the logs under their caps and rebuild history.json (maintenance; runs by itself too).
+
+    \b
+    Example:
+      bai deployment chat-config set my-llm --history-cap 20
+      bai deployment chat-history compact my-llm
+    """
     app.store.compact(deployment)
     click.echo("Compacted.", err=True)

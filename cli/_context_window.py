@@ -27,15 +27,24 @@ class Fit:
 
 
 def chars_per_token(rounds: Sequence[RoundEvent]) -> float:
-    chars = tokens = 0
-    for r in rounds:
-        completion = _usage(r, "completion_tokens")
-        if completion and completion > 0:
-            chars += len(r.assistant)
-            tokens += completion
-    if tokens < 8:
-        return DEFAULT_CHARS_PER_TOKEN
-    return min(max(chars / tokens, 1.5), 6.0)
+    """Characters per token of this model on this conversation, from the recorded rounds:
+    best from what each prompt held (`prompt_chars`) against its `usage.prompt_tokens` (the
+    template's own tokens make it err on the safe side), else from the answers' characters
+    against their `completion_tokens`, else a cautious default."""
+    recent = list(rounds)[-20:]
+    for chars_of, tokens_of, enough in (
+        (lambda r: r.prompt_chars, lambda r: _usage(r, "prompt_tokens"), 64),
+        (lambda r: len(r.assistant), lambda r: _usage(r, "completion_tokens"), 64),
+    ):
+        chars = tokens = 0
+        for r in recent:
+            c, t = chars_of(r), tokens_of(r)
+            if c and t and t > 0:
+                chars += c
+                tokens += t
+        if tokens >= enough:
+            return min(max(chars / tokens, 1.5), 6.0)
+    return DEFAULT_CHARS_PER_TOKEN
 
 
 def text_tokens(text: str, ratio: float) -> int:

@@ -41,16 +41,24 @@ class CacheEntry(msgspec.Struct, omit_defaults=True):
     default_model: str | None = None
     max_model_len: int | None = None
     context_window: int | None = None
-    last_synced_at: str | None = None
+    last_synced_at: str | None = None  # when default_model (and max_model_len) were fetched
+    window_checked_at: str | None = None  # when the server was last asked for its context size
 
     def is_fresh(self, now: float | None = None) -> bool:
-        if not self.last_synced_at:
-            return False
-        try:
-            synced = datetime.fromisoformat(self.last_synced_at).timestamp()
-        except ValueError:
-            return False
-        return 0 <= (now or time.time()) - synced < CACHE_TTL_SECONDS
+        return _recent(self.last_synced_at, now)
+
+    def window_is_fresh(self, now: float | None = None) -> bool:
+        return _recent(self.window_checked_at, now)
+
+
+def _recent(stamp: str | None, now: float | None = None) -> bool:
+    if not stamp:
+        return False
+    try:
+        synced = datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return False
+    return 0 <= (now or time.time()) - synced < CACHE_TTL_SECONDS
 
 
 @dataclass

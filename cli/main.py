@@ -37,7 +37,14 @@ def bai() -> None:
 
 @bai.group(context_settings=CONTEXT)
 def deployment() -> None:
-    """Chat with a deployment and manage its history, settings and cache."""
+    """Chat with a deployment and manage its history, settings and cache.
+
+    \b
+    Example:
+      bai deployment chat-config set my-llm --endpoint http://127.0.0.1:8000
+      bai deployment chat my-llm "Hello!"
+      bai deployment chat-history show my-llm
+    """
 
 
 deployment.add_command(chat)
@@ -56,8 +63,12 @@ def run(argv: list[str] | None = None) -> int:
 
     from ._errors import EndpointError, one_line
 
+    if "_BAI_COMPLETE" in os.environ:  # click's shell-completion protocol lives in its main()
+        bai.main(args=argv, prog_name="bai")
     try:
-        result = bai.main(args=argv, prog_name="bai", standalone_mode=False)
+        # Not bai.main(): it prints a stray newline on Ctrl-C; errors are reported below instead.
+        with bai.make_context("bai", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            result = bai.invoke(ctx)
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
@@ -69,7 +80,7 @@ def run(argv: list[str] | None = None) -> int:
         _error(one_line(e.format_message()))
         return e.exit_code
     except (KeyboardInterrupt, click.Abort):
-        click.echo("\nbai: interrupted; nothing was saved", err=True)
+        click.echo("bai: interrupted; nothing was saved", err=True)  # an answer in progress ended its line
         return INTERRUPTED
     except StoreError as e:
         _error(str(e))

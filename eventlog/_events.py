@@ -32,6 +32,7 @@ class RoundEvent(_Event, tag="round"):
     model: str | None = None
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    prompt_chars: int | None = None  # characters of all message contents sent: with usage.prompt_tokens, the model's chars per token
 
 
 class ClearEvent(_Event, tag="clear"):

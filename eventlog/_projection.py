@@ -31,6 +31,7 @@ class Message(msgspec.Struct, omit_defaults=True, frozen=True):
     model: str | None = None
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    prompt_chars: int | None = None
 
 
 class Projection(msgspec.Struct, omit_defaults=True):
@@ -94,7 +95,7 @@ def _decode_leniently(data: bytes) -> tuple[Projection, list[str]]:
 def messages_of_round(r: RoundEvent) -> list[Message]:
     return [
         Message("user", r.user, r.user_at, r.seq),
-        Message("assistant", r.assistant, r.ts, r.seq, r.model, r.finish_reason, r.usage),
+        Message("assistant", r.assistant, r.ts, r.seq, r.model, r.finish_reason, r.usage, r.prompt_chars),
     ]
 
 
@@ -121,7 +122,7 @@ def rounds_of_messages(deployment: str, messages: list[Message]) -> tuple[list[R
                 RoundEvent(
                     v=CURRENT_VERSION, seq=m.seq or 0, deployment=deployment, ts=ts, user=m.content,
                     assistant=nxt.content, user_at=m.created_at, model=nxt.model,
-                    finish_reason=nxt.finish_reason, usage=nxt.usage,
+                    finish_reason=nxt.finish_reason, usage=nxt.usage, prompt_chars=nxt.prompt_chars,
                 )
             )
             i += 2

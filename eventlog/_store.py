@@ -29,7 +29,8 @@ from ._writer import WriterSession, open_root
 
 @dataclass(frozen=True)
 class Recorded:
-    """A round that is durably saved. `kept` is False when the round alone exceeds the byte cap."""
+    """A round that is durably saved; `kept` False (and seq 0) when it alone exceeded the caps
+    and so was not written at all."""
 
     seq: int
     kept: bool
@@ -116,8 +117,12 @@ class Store:
         model: str | None = None,
         finish_reason: str | None = None,
         usage: dict[str, Any] | None = None,
+        prompt_chars: int | None = None,
     ) -> Recorded:
-        """Durably append one completed round; returns once it survives a crash."""
+        """Durably append one completed round; returns once it survives a crash.
+
+        A round that alone exceeds the deployment's caps is not written (`kept` False, seq 0):
+        the history stays as it was."""
         check_deployment_id(deployment)
 
         def make(seq: int) -> RoundEvent:
@@ -125,14 +130,17 @@ class Store:
             return RoundEvent(
                 v=CURRENT_VERSION, seq=seq, deployment=deployment, ts=ts, user=user,
                 assistant=assistant, user_at=user_at or ts, model=model, finish_reason=finish_reason, usage=usage,
+                prompt_chars=prompt_chars,
             )
 
         with self._writing() as w:
             s = w.stream(deployment)
             before = len(within_caps(s.state.rounds, caps_for(self.caps, deployment)))
-            event, kept = w.append_round(s, make)
-        is_kept = bool(kept) and kept[-1] is event
-        return Recorded(event.seq, is_kept, before + 1 - len(kept) - (0 if is_kept else 1))
+            appended = w.append_round(s, make)
+        if appended is None:
+            return Recorded(0, False, 0)
+        event, kept = appended
+        return Recorded(event.seq, True, before + 1 - len(kept))
 
     def clear(self, deployment: str) -> int:
         """Forget the deployment's history. Returns how many messages were removed."""

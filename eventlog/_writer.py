@@ -151,9 +151,13 @@ class WriterSession:
 
     # -- writing ------------------------------------------------------------------------
 
-    def append_round(self, s: _Stream, make: Callable[[int], RoundEvent]) -> tuple[RoundEvent, list[RoundEvent]]:
-        """Append a round; compacts in the same write if the cap now drops something."""
+    def append_round(self, s: _Stream, make: Callable[[int], RoundEvent]) -> tuple[RoundEvent, list[RoundEvent]] | None:
+        """Append a round; compacts in the same write if the cap now drops something.
+        None, writing nothing, when the round alone exceeds the caps: it could not be kept, and
+        making room for it would only drop every older round."""
         event = make(s.state.last_seq + 1)
+        if not within_caps([event], self._caps(s.deployment)):
+            return None
         rounds = s.state.rounds + [event]
         new_state = StreamState(rounds, event.seq)
         kept = within_caps(rounds, self._caps(s.deployment))

@@ -21,9 +21,9 @@ def _bai(env, *args):
 def test_a_long_conversation_keeps_working_in_a_small_window(tmp_path, llama_server_small_ctx, recording_proxy, window):
     proxy = recording_proxy(llama_server_small_ctx)
     env = {**os.environ, "BAI_CHAT_HOME": str(tmp_path / "home")}
-    # With the model configured bai never asks the server about it, so it learns the window
-    # only from the first refusal; without, it reads llama.cpp's /props up front.
-    model = ["--model", "gemma-3-270m"] if window == "from-refusal" else []
+    # A configured window that is too large (and a configured model, so the server is not asked)
+    # is corrected by the first refusal; otherwise llama.cpp's /props gives the window up front.
+    model = ["--model", "gemma-3-270m", "--context-window", "100000"] if window == "from-refusal" else []
     assert _bai(env, "chat-config", "set", "small", "--endpoint", proxy.root_url, "--history-limit", "100", *model).returncode == 0
     notes = []
     sent = []

@@ -55,3 +55,22 @@ def test_shrink_by_the_servers_numbers_or_by_half():
     assert small == rounds[1:]  # 10 tokens over: one old round is enough
     assert shrink_after_refusal(rounds, 100_000) == []
     assert shrink_after_refusal([], 50) == []
+
+
+def test_prompt_tokens_calibrate_over_short_answers():
+    # helper-found case: two ~1700-character rounds sent alone cost 269 prompt tokens each; their
+    # answers were 8 characters in 4 tokens. The answers alone would suggest 2 chars/token and
+    # leave everything out; what the prompts cost says a round is ~300 tokens, so one fits in 512.
+    user = "round 1: " + "apple banana cherry " * 85
+    rounds = [RoundEvent(v=1, seq=i, deployment="d", ts="t", user=user, assistant="round 1:",
+                         usage={"prompt_tokens": 269, "completion_tokens": 4}, prompt_chars=len(user))
+              for i in (1, 2)]
+    assert chars_per_token(rounds) > 5
+    fit = fit_rounds(rounds, 512, 4, None, "hi")
+    assert fit.rounds == rounds[1:] and fit.left_out == 1
+
+
+def test_too_few_recorded_tokens_fall_back_to_the_default():
+    r = RoundEvent(v=1, seq=1, deployment="d", ts="t", user="u", assistant="ab",
+                   usage={"prompt_tokens": 5, "completion_tokens": 1}, prompt_chars=10)
+    assert chars_per_token([r]) == DEFAULT_CHARS_PER_TOKEN

@@ -40,14 +40,21 @@ def test_multibyte_text_counts_in_bytes(make_store, root):
         assert_within_caps(root, "d1", caps)
 
 
-def test_round_larger_than_the_byte_cap_is_saved_but_not_kept(make_store, root):
+def test_round_larger_than_the_caps_is_not_written_and_history_stays(make_store, root):
     store = make_store(Caps(bytes=1000))
     store.record_round("d1", "small", "ok")
+    before = (root / "logs" / "d1.jsonl").read_bytes()
     recorded = store.record_round("d1", "z" * 5000, "big")
-    assert not recorded.kept and recorded.dropped_rounds == 1
-    assert store.rounds("d1") == []
-    assert_within_caps(root, "d1", Caps(bytes=1000))
-    assert store.record_round("d1", "next", "ok").seq == 3  # its seq is still used up
+    assert (recorded.kept, recorded.seq, recorded.dropped_rounds) == (False, 0, 0)
+    assert pairs(store.rounds("d1")) == [("small", "ok")]  # making room would have dropped everything
+    assert (root / "logs" / "d1.jsonl").read_bytes() == before
+    assert store.record_round("d1", "next", "ok").seq == 2
+
+
+def test_a_message_cap_below_one_round_keeps_nothing(make_store, root):
+    store = make_store(Caps(messages=1))
+    assert not store.record_round("d1", "q", "a").kept
+    assert store.rounds("d1") == [] and not (root / "logs" / "d1.jsonl").exists()
 
 
 def test_recorded_reports_dropped_rounds(make_store):
