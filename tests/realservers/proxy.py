@@ -153,6 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a client's idle keep-alive connection must not block close()
+
+    def handle_error(self, request, client_address) -> None:
+        # A client closing its keep-alive connection is normal here, not worth a traceback.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
     proxy: "RecordingProxy"
 
 
