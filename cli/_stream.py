@@ -26,6 +26,8 @@ from ._wire import ChatCompletionChunk, FunctionCall, ToolCall, Usage, decode_js
 
 __all__ = ["StreamAccumulator", "StreamResult"]
 
+_BLOCK = 256
+
 Ended = Literal["done", "closed", "error", "interrupted"]
 
 
@@ -72,7 +74,8 @@ class StreamAccumulator:
         self._url = url
         self._on_text = on_text
         self._on_reasoning = on_reasoning
-        self._text: list[str] = []
+        self._text: list[str] = []  # joined every _BLOCK pieces: one small str per piece costs ~60 B
+        self._received = 0
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
         self._calls: dict[Any, _PartialCall] = {}
@@ -86,7 +89,7 @@ class StreamAccumulator:
     @property
     def received(self) -> int:
         """Characters of answer text received so far."""
-        return sum(map(len, self._text))
+        return self._received
 
     def feed(self, event: ServerSentEvent) -> bool:
         """Take one event; True when it was `[DONE]`. Calls `on_text` with each new piece."""
@@ -143,6 +146,9 @@ class StreamAccumulator:
             text, part_reasoning, part_refusal = split_content(delta.content)
             if text:
                 self._text.append(text)
+                self._received += len(text)
+                if len(self._text) >= _BLOCK:
+                    self._text = ["".join(self._text)]
                 if self._on_text is not None:
                     self._on_text(text)
             reasoning = pick_reasoning(delta.reasoning_content, delta.reasoning, delta.thinking) + part_reasoning

@@ -15,13 +15,13 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
+from . import __version__
 from ._error_body import http_error
 from ._errors import (
     APIError,
@@ -58,14 +58,7 @@ MAX_ERROR_BODY = 64 * 1024
 STALE_CONNECTION_RETRIES = 1
 
 
-def _version() -> str:
-    try:
-        return metadata.version("bai-chat")
-    except metadata.PackageNotFoundError:
-        return "dev"
-
-
-USER_AGENT = f"bai-chat/{_version()} httpx/{httpx.__version__}"
+USER_AGENT = f"bai-chat/{__version__} httpx/{httpx.__version__}"
 
 
 class EndpointClient:
@@ -100,6 +93,9 @@ class EndpointClient:
             headers["Authorization"] = f"Bearer {token}"
         # One idle connection at most (bai sends one request at a time): once a stale one has
         # failed, none is left in the pool, so the retry is sure to connect anew.
+        # Building a verifying SSL context loads the CA bundle (about 15 ms); a plain http://
+        # endpoint never does TLS (and redirects are not followed), so it gets none.
+        verify = verify and self.chat_url.lower().startswith("https://")
         self._client = httpx.Client(headers=headers, timeout=self._timeout, verify=verify, follow_redirects=False,
                                     limits=httpx.Limits(max_keepalive_connections=1))
 

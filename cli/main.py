@@ -59,9 +59,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    from eventlog import StoreError
-
-    from ._errors import EndpointError, one_line
 
     if "_BAI_COMPLETE" in os.environ:  # click's shell-completion protocol lives in its main()
         bai.main(args=argv, prog_name="bai")
@@ -74,34 +71,46 @@ def run(argv: list[str] | None = None) -> int:
         return e.exit_code
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
-        _error(f"{one_line(e.format_message())}{hint}")
+        _error(f"{e.format_message()}{hint}")
         return USAGE
     except click.ClickException as e:
-        _error(one_line(e.format_message()))
+        _error(e.format_message())
         return e.exit_code
     except (KeyboardInterrupt, click.Abort):
         click.echo("bai: interrupted; nothing was saved", err=True)  # an answer in progress ended its line
         return INTERRUPTED
-    except StoreError as e:
-        _error(str(e))
-        return FAILED
-    except EndpointError as e:
-        _error(str(e))
-        return e.exit_code
     except BrokenPipeError:
         _quiet_broken_pipe()
         return FAILED
-    except Exception as e:  # the last line of defence: never a traceback for a user
-        if os.environ.get("BAI_DEBUG"):
+    except Exception as e:
+        known = _known_error(e)
+        if known is not None:
+            _error(str(e))
+            return known
+        if os.environ.get("BAI_DEBUG"):  # the last line of defence: never a traceback for a user
             raise
-        _error(f"internal error: {type(e).__name__}: {one_line(str(e))} (BAI_DEBUG=1 shows details)")
+        _error(f"internal error: {type(e).__name__}: {e} (BAI_DEBUG=1 shows details)")
         return FAILED
+
+
+def _known_error(e: Exception) -> int | None:
+    """The exit code of a store or endpoint error, else None. Their modules are looked up, not
+    imported: such an error can only exist if its module was loaded, and `bai --help` must not
+    pay for loading them."""
+    store_errors = sys.modules.get("eventlog._errors")
+    if store_errors is not None and isinstance(e, store_errors.StoreError):
+        return FAILED
+    endpoint_errors = sys.modules.get("cli._errors")
+    if endpoint_errors is not None and isinstance(e, endpoint_errors.EndpointError):
+        return e.exit_code  # type: ignore[attr-defined]
+    return None
 
 
 def _error(message: str) -> None:
     from ._app import use_color
+    from ._errors import one_line  # whitespace collapsed: every error is one line
 
-    click.secho(f"bai: error: {message}", err=True, fg="red", color=use_color())
+    click.secho(f"bai: error: {one_line(message, limit=2000)}", err=True, fg="red", color=use_color())
 
 
 def _quiet_broken_pipe() -> None:

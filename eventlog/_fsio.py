@@ -7,7 +7,6 @@ os.ftruncate), so fault-injection tests can patch those functions.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -63,7 +62,7 @@ def fsync_dir(path: Path) -> None:
 
 
 def tmp_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.tmp.{os.getpid()}.{secrets.token_hex(4)}")
+    return target.with_name(f".{target.name}.tmp.{os.getpid()}.{os.urandom(4).hex()}")
 
 
 def is_tmp_name(name: str) -> bool:

@@ -197,3 +197,13 @@ def test_payload_keeps_model_and_messages_ours():
     assert payload["model"] == "m1" and payload["temperature"] == 0 and payload["max_tokens"] == 5
     assert [m["role"] for m in payload["messages"]] == ["system", "user", "assistant", "user"]
     assert build_messages(None, [], "x") == [{"role": "user", "content": "x"}]
+
+
+def test_version_constant_matches_the_package():
+    import tomllib
+    from pathlib import Path
+
+    import cli
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert cli.__version__ == project["version"]
