@@ -35,9 +35,23 @@ class Message(msgspec.Struct, omit_defaults=True, frozen=True):
 
 
 class Projection(msgspec.Struct, omit_defaults=True):
-    deployments: dict[str, list[Message]]
+    """history.json. Each deployment's entry is kept as raw JSON and decoded only when that
+    deployment is asked for: a command about one deployment never pays for the others, and a
+    writer copies the entries it does not change byte for byte."""
+
+    deployments: dict[str, msgspec.Raw]
     version: int | None = None  # None: a Backend.AI file
     last_seq: dict[str, int] = {}
+
+    def messages(self, deployment: str) -> list[Message] | None:
+        """The deployment's messages ([] if it has no entry), or None if its entry is unreadable."""
+        raw = self.deployments.get(deployment)
+        if raw is None:
+            return []
+        try:
+            return _list_decoder.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return None
 
 
 _encoder = msgspec.json.Encoder()
@@ -53,43 +67,34 @@ def encode_projection(projection: Projection) -> bytes:
     return _encoder.encode(projection) + b"\n"
 
 
-def decode_projection(data: bytes) -> tuple[Projection, list[str]]:
-    """Decode history.json: the projection and the deployments whose entries were unreadable.
-    Raises Unreadable if nothing of it can be used."""
+def encode_entry(messages: list[Message]) -> msgspec.Raw:
+    return msgspec.Raw(_encoder.encode(messages))
+
+
+def decode_projection(data: bytes) -> Projection:
+    """Decode history.json's outline (entries stay raw). Raises Unreadable if it cannot be used."""
     try:
         projection = _decoder.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return _decode_leniently(data)
-    if projection.version not in (None, PROJECTION_VERSION):
-        raise Unreadable(f"unknown format version {projection.version!r}")
-    return projection, []
-
-
-def _decode_leniently(data: bytes) -> tuple[Projection, list[str]]:
-    try:
-        raw = msgspec.json.decode(data)
+    except msgspec.ValidationError:
+        projection = _decode_leniently(data)
     except msgspec.DecodeError as e:
         raise Unreadable(f"not valid JSON ({e})") from None
+    if projection.version not in (None, PROJECTION_VERSION):
+        raise Unreadable(f"unknown format version {projection.version!r}")
+    return projection
+
+
+def _decode_leniently(data: bytes) -> Projection:
+    raw = msgspec.json.decode(data)
     if not isinstance(raw, dict) or not isinstance(raw.get("deployments"), dict):
         raise Unreadable('no "deployments" object')
     version = raw.get("version")
-    if version not in (None, PROJECTION_VERSION):
-        raise Unreadable(f"unknown format version {version!r}")
-    last_seq_raw = raw.get("last_seq")
-    if version is not None and not isinstance(last_seq_raw, dict):
+    if version is not None and not isinstance(raw.get("last_seq"), dict):
         raise Unreadable('no "last_seq" object')
-    deployments: dict[str, list[Message]] = {}
-    bad: list[str] = []
-    for dep, messages in raw["deployments"].items():
-        try:
-            deployments[dep] = msgspec.convert(messages, list[Message])
-        except msgspec.ValidationError:
-            bad.append(dep)
-    last_seq = {}
-    for dep, seq in (last_seq_raw or {}).items():
-        if isinstance(seq, int) and dep in deployments:
-            last_seq[dep] = seq
-    return Projection(deployments=deployments, version=version, last_seq=last_seq), sorted(bad)
+    deployments = {d: msgspec.Raw(_encoder.encode(v)) for d, v in raw["deployments"].items()}
+    last_seq = {d: n for d, n in (raw.get("last_seq") or {}).items() if isinstance(n, int) and d in deployments}
+    version = version if version is None or isinstance(version, int) else -1  # -1: refused below
+    return Projection(deployments=deployments, version=version, last_seq=last_seq)
 
 
 def messages_of_round(r: RoundEvent) -> list[Message]:

@@ -6,25 +6,26 @@ warning and the view goes on with what is valid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ._events import RoundEvent
 from ._files import StorePaths
 from ._fsio import read_bytes
-from ._projection import Projection, Unreadable, decode_projection, rounds_of_messages
+from ._projection import Message, Projection, Unreadable, decode_projection, rounds_of_messages
 from ._scan import Scan, scan_stream
 from ._state import Resolved, StreamState, resolve
 
 Warn = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProjectionRead:
     projection: Projection | None  # None: missing or unusable
     raw: bytes | None  # the file's bytes as read (None: missing)
     problem: str | None = None  # why it is unusable, when it exists but cannot be used
-    ignored: tuple[str, ...] = ()  # deployments whose entries could not be read
+    warn: Warn = lambda message: None
+    bad: set[str] = field(default_factory=set)  # deployments whose entries turned out unreadable
 
     @property
     def ours(self) -> bool:
@@ -35,12 +36,27 @@ class ProjectionRead:
         """Backend.AI's own history.json (no version): to be imported, not trusted as a checkpoint."""
         return self.projection is not None and self.projection.version is None
 
+    def messages(self, deployment: str) -> list[Message]:
+        """The deployment's entry; an unreadable one is a warning (once) and counts as none."""
+        if self.projection is None:
+            return []
+        messages = self.projection.messages(deployment)
+        if messages is None:
+            if deployment not in self.bad:
+                self.bad.add(deployment)
+                self.warn(f"history.json: ignoring the unreadable entry of {deployment}")
+            return []
+        return messages
+
     def checkpoint(self, deployment: str) -> StreamState | None:
         if not self.ours or deployment not in self.projection.last_seq:  # type: ignore[union-attr]
             return None
         p = self.projection
         assert p is not None
-        rounds, skipped = rounds_of_messages(deployment, p.deployments.get(deployment, []))
+        messages = self.messages(deployment)
+        if deployment in self.bad:
+            return None
+        rounds, skipped = rounds_of_messages(deployment, messages)
         if skipped or not _contiguous(rounds, p.last_seq[deployment]):
             return None  # an entry that does not describe a stream state is no checkpoint
         return StreamState(rounds, p.last_seq[deployment])
@@ -58,13 +74,11 @@ def read_projection(paths: StorePaths, warn: Warn) -> ProjectionRead:
     if raw is None:
         return ProjectionRead(None, None)
     try:
-        projection, ignored = decode_projection(raw)
+        projection = decode_projection(raw)
     except Unreadable as e:
         warn(f"ignoring {paths.projection}: {e}")
-        return ProjectionRead(None, raw, str(e))
-    if ignored:
-        warn(f"{paths.projection}: ignored unreadable entries of {len(ignored)} deployment(s): {', '.join(ignored[:5])}")
-    return ProjectionRead(projection, raw, ignored=tuple(ignored))
+        return ProjectionRead(None, raw, str(e), warn)
+    return ProjectionRead(projection, raw, warn=warn)
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,7 @@ def read_stream(paths: StorePaths, deployment: str, projection: ProjectionRead) 
 
 def foreign_rounds(projection: ProjectionRead, deployment: str) -> list[RoundEvent]:
     """Rounds of a deployment in a Backend.AI history.json, numbered from 1."""
-    assert projection.projection is not None
-    rounds, _ = rounds_of_messages(deployment, projection.projection.deployments.get(deployment, []))
+    rounds, _ = rounds_of_messages(deployment, projection.messages(deployment))
     return [_renumber(r, i + 1) for i, r in enumerate(rounds)]
 
 

@@ -17,7 +17,7 @@ from ._events import BaseEvent, ClearEvent, Event, RoundEvent, encode_line, now_
 from ._files import StorePaths
 from ._ids import is_valid_deployment_id
 from ._fsio import ReplacedNotDurable, atomic_write, ensure_private_dir, is_tmp_name, open_private, undo_replace, write_all
-from ._projection import PROJECTION_VERSION, Message, Projection, encode_projection, messages_of_round
+from ._projection import PROJECTION_VERSION, Message, Projection, encode_entry, encode_projection, messages_of_round
 from ._reader import ProjectionRead, StreamRead, describe_damage, foreign_rounds, read_projection, read_stream
 from ._state import StreamState, fold
 from ._upcast import CURRENT_VERSION
@@ -55,7 +55,7 @@ class WriterSession:
         self.projection = read_projection(self.paths, self.warn)
         if self.projection.foreign:
             self._import_backend_ai()
-        elif self.projection.problem is not None or self.projection.ignored:
+        elif self.projection.problem is not None:
             self._quarantine(self.paths.projection, self.projection.raw or b"", "history.json")
             self._changed.update({d: self.stream(d).state for d in self.paths.logged_deployments()})
         elif self.projection.projection is None and self.paths.logged_deployments():
@@ -243,7 +243,13 @@ class WriterSession:
     def close(self) -> None:
         """Refresh history.json for what changed. A failure here loses nothing (the logs
         hold it all, and readers and the next writer rebuild), so it is a warning."""
-        if not self._changed and not self.rebuild_projection:
+        if self.projection.bad:  # entries found unreadable: keep the file's bytes, rebuild them
+            self._quarantine(self.paths.projection, self.projection.raw or b"", "history.json")
+            logged = set(self.paths.logged_deployments())
+            for d in self.projection.bad:
+                if d in logged:
+                    self._changed.setdefault(d, self.stream(d).state)
+        if not self._changed and not self.rebuild_projection and not self.projection.bad:
             return
         base = self.projection.projection if self.projection.ours and not self.rebuild_projection else None
         if base is None:
@@ -252,10 +258,10 @@ class WriterSession:
             base = Projection(deployments={}, version=PROJECTION_VERSION, last_seq={})
         else:
             changed = self._changed
-        deployments = dict(base.deployments)
-        last_seq = dict(base.last_seq)
+        deployments = {d: raw for d, raw in base.deployments.items() if d not in self.projection.bad}
+        last_seq = {d: n for d, n in base.last_seq.items() if d in deployments}
         for d, state in changed.items():
-            deployments[d] = _messages(within_caps(state.rounds, self._caps(d)))
+            deployments[d] = encode_entry(_messages(within_caps(state.rounds, self._caps(d))))
             last_seq[d] = state.last_seq
         new = Projection(deployments=deployments, version=PROJECTION_VERSION, last_seq=last_seq)
         try:
@@ -270,9 +276,10 @@ class WriterSession:
         p = self.projection.projection
         assert p is not None
         left_out = 0
-        for dep, messages in p.deployments.items():
-            if not is_valid_deployment_id(dep) or self.paths.log(dep).exists():
-                left_out += len(messages)
+        for dep in p.deployments:
+            messages = self.projection.messages(dep)
+            if not is_valid_deployment_id(dep) or self.paths.log(dep).exists() or dep in self.projection.bad:
+                left_out += max(len(messages), 1)
                 continue
             rounds = foreign_rounds(self.projection, dep)
             left_out += len(messages) - 2 * len(rounds)
