@@ -96,9 +96,14 @@ def store_section(res: Any, targets: list[Target]) -> list[str]:
     out += _table(["rounds ever recorded"] + [f"{n:,}" for n in ns] + ["max/min of medians"],
                   [["p50 (IQR)"] + [_cell(meds[n]) for n in ns] + [_flatness(meds)],
                    ["p90"] + [_ms(meds[n].p90) for n in ns] + [""]])
-    flat = _flat_ratio(meds)
-    targets.append(Target(f"context build flat (max/min < 1.5) from {ns[0]:,} to {ns[-1]:,} rounds ever recorded",
-                          f"{flat:.2f}", _verdict(flat < 1.5)))
+    # Below the cap (50 rounds) a deployment simply holds less, so it is cheaper: flatness in
+    # "rounds ever recorded" is judged from the first point at the cap on, and all points are shown.
+    at_cap = {n: m for n, m in meds.items() if n >= CAP_ROUNDS}
+    flat = _flat_ratio(at_cap or meds)
+    first = min(at_cap or meds)
+    targets.append(Target(f"context build flat (max/min < 1.5) from {first:,} (the cap reached) to {ns[-1]:,} rounds ever recorded",
+                          f"{flat:.2f} (with the {ns[0]:,}-round point, below the cap: {_flat_ratio(meds):.2f})",
+                          _verdict(flat < 1.5)))
     out.append("")
     out.append("### Compaction")
     out.append("")
@@ -139,6 +144,9 @@ def store_section(res: Any, targets: list[Target]) -> list[str]:
     if res.checks:
         out += ["", "Checks that failed: " + "; ".join(res.checks)]
     return out
+
+
+CAP_ROUNDS = 50  # the default cap of 100 messages, in rounds
 
 
 def _flat_ratio(meds: dict[int, Summary]) -> float:

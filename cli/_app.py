@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +24,9 @@ def warn(message: str) -> None:
     click.secho(f"bai: warning: {message}", err=True, fg="yellow", color=use_color())
 
 
-@dataclass
 class App:
-    warned: set[str] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.warned: set[str] = set()
 
     def warn_once(self, message: str) -> None:
         if message not in self.warned:

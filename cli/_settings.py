@@ -9,7 +9,6 @@ as `<name>.corrupt-<time>`, so nothing the user wrote is lost.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -61,12 +60,11 @@ def _recent(stamp: str | None, now: float | None = None) -> bool:
     return 0 <= (now or time.time()) - synced < CACHE_TTL_SECONDS
 
 
-@dataclass
-class SettingsFile:
+class SettingsFile(msgspec.Struct):
     """One of the two files: raw entries kept whole, typed views decoded per deployment."""
 
     name: str
-    raw: dict[str, Any] = field(default_factory=dict)  # the whole document
+    raw: dict[str, Any] = {}  # the whole document
     damaged: bytes | None = None  # the original bytes when they could not be read
 
     @property

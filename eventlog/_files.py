@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import msgspec
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,8 +15,7 @@ def default_root() -> Path:
     return Path(env) if env else Path.home() / ".backend.ai" / "deployment_chat"
 
 
-@dataclass(frozen=True)
-class StorePaths:
+class StorePaths(msgspec.Struct, frozen=True):
     root: Path
 
     @property

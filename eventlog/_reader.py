@@ -6,7 +6,7 @@ warning and the view goes on with what is valid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 from typing import Callable
 
 from ._events import RoundEvent
@@ -19,13 +19,16 @@ from ._state import Resolved, StreamState, resolve
 Warn = Callable[[str], None]
 
 
-@dataclass
-class ProjectionRead:
+def _no_warning(message: str) -> None:
+    pass
+
+
+class ProjectionRead(msgspec.Struct):
     projection: Projection | None  # None: missing or unusable
     raw: bytes | None  # the file's bytes as read (None: missing)
     problem: str | None = None  # why it is unusable, when it exists but cannot be used
-    warn: Warn = lambda message: None
-    bad: set[str] = field(default_factory=set)  # deployments whose entries turned out unreadable
+    warn: Warn = _no_warning
+    bad: set[str] = set()  # deployments whose entries turned out unreadable
 
     @property
     def ours(self) -> bool:
@@ -81,8 +84,7 @@ def read_projection(paths: StorePaths, warn: Warn) -> ProjectionRead:
     return ProjectionRead(projection, raw, warn=warn)
 
 
-@dataclass(frozen=True)
-class StreamRead:
+class StreamRead(msgspec.Struct, frozen=True):
     data: bytes | None  # None: no log file
     scan: Scan
     resolved: Resolved

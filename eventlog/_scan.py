@@ -14,13 +14,12 @@ Nothing bad is ever skipped silently:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from ._events import BaseEvent, Event, NewerVersion, decode_line
 
 
-@dataclass(frozen=True, slots=True)
-class Scan:
+class Scan(msgspec.Struct, frozen=True):
     chain: list[Event]
     good_end: int  # byte offset just after the last chained record
     size: int
@@ -28,7 +27,7 @@ class Scan:
     tail_lines: int = 0  # complete (newline-ended) bad lines in that tail
     junk_lines: int = 0
     gap_at: int | None = None  # byte offset of the first record that does not chain
-    after_gap: list[Event] = field(default_factory=list)
+    after_gap: list[Event] = []
     newer_version: object = None  # set when an intact record of a newer schema stopped the scan
 
     @property

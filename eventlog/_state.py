@@ -3,20 +3,18 @@ say, from the projection's checkpoint."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from ._events import ClearEvent, Event, RoundEvent, BaseEvent
 from ._scan import Scan
 
 
-@dataclass(frozen=True, slots=True)
-class StreamState:
+class StreamState(msgspec.Struct, frozen=True):
     rounds: list[RoundEvent]  # visible rounds before caps, oldest first; contiguous seqs
     last_seq: int  # seq of the stream's last record (0 for a new stream)
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(msgspec.Struct, frozen=True):
     state: StreamState
     from_checkpoint: bool  # the projection filled in what the log could not say
     dropped_after_gap: int  # valid records past a gap that could not be placed

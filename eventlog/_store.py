@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+import msgspec
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,8 +27,7 @@ from ._reader import ProjectionRead, describe_damage, foreign_rounds, read_proje
 from ._writer import WriterSession, open_root
 
 
-@dataclass(frozen=True)
-class Recorded:
+class Recorded(msgspec.Struct, frozen=True):
     """A round that is durably saved; `kept` False (and seq 0) when it alone exceeded the caps
     and so was not written at all."""
 
@@ -37,8 +36,7 @@ class Recorded:
     dropped_rounds: int  # older rounds the cap dropped to make room
 
 
-@dataclass(frozen=True)
-class DeploymentSummary:
+class DeploymentSummary(msgspec.Struct, frozen=True):
     deployment: str
     messages: int
     bytes: int  # the deployment's log file on disk (what the byte cap bounds)

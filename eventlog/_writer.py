@@ -8,8 +8,9 @@ before writing to it. Nothing here holds the lock across anything slow (no HTTP)
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Callable
+
+import msgspec
 
 from ._caps import Caps, CapsPolicy, caps_for, within_caps
 from ._errors import StoreVersionError, StoreWriteError
@@ -25,8 +26,7 @@ from ._upcast import CURRENT_VERSION
 Warn = Callable[[str], None]
 
 
-@dataclass
-class _Stream:
+class _Stream(msgspec.Struct):
     """A recovered stream, ready to be written: its state and where its file ends."""
 
     deployment: str
@@ -39,14 +39,14 @@ class _Stream:
         return len(self.data) if self.data else 0
 
 
-@dataclass
 class WriterSession:
-    paths: StorePaths
-    caps: CapsPolicy
-    warn: Warn
-    projection: ProjectionRead = field(init=False)
-    rebuild_projection: bool = field(default=False, init=False)  # rewrite history.json even if nothing changed
-    _changed: dict[str, StreamState] = field(default_factory=dict, init=False)
+    def __init__(self, paths: StorePaths, caps: CapsPolicy, warn: Warn) -> None:
+        self.paths = paths
+        self.caps = caps
+        self.warn = warn
+        self.projection = ProjectionRead(None, None)  # read by open()
+        self.rebuild_projection = False  # rewrite history.json even if nothing changed
+        self._changed: dict[str, StreamState] = {}
 
     # -- opening: clean up, import, recover -------------------------------------------
 
