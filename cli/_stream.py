@@ -74,7 +74,10 @@ class StreamAccumulator:
         self._url = url
         self._on_text = on_text
         self._on_reasoning = on_reasoning
-        self._text: list[str] = []  # joined every _BLOCK pieces: one small str per piece costs ~60 B
+        # The answer's pieces, joined into blocks of _BLOCK pieces: one small str per piece costs
+        # ~60 bytes; finished blocks are never copied again.
+        self._blocks: list[str] = []
+        self._text: list[str] = []
         self._received = 0
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
@@ -148,7 +151,8 @@ class StreamAccumulator:
                 self._text.append(text)
                 self._received += len(text)
                 if len(self._text) >= _BLOCK:
-                    self._text = ["".join(self._text)]
+                    self._blocks.append("".join(self._text))
+                    self._text = []
                 if self._on_text is not None:
                     self._on_text(text)
             reasoning = pick_reasoning(delta.reasoning_content, delta.reasoning, delta.thinking) + part_reasoning
@@ -176,7 +180,7 @@ class StreamAccumulator:
             partial.arguments.append(arguments_text(function.arguments))
 
     def result(self, ended: Ended) -> StreamResult:
-        text = "".join(self._text) if self._text else None
+        text = "".join(self._blocks + self._text) if self._blocks or self._text else None
         reasoning = "".join(self._reasoning)
         refusal = "".join(self._refusal)
         calls = tuple(

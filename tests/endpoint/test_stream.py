@@ -161,3 +161,25 @@ def test_assembled_body_keeps_the_extras() -> None:
 def test_chunk_of_the_wrong_shape_is_invalid() -> None:
     with pytest.raises(InvalidResponse, match="chat.completion.chunk"):
         run(sse({"choices": [{"index": 0, "delta": {"content": 3}}]}) + DONE)
+
+
+def test_a_long_stream_keeps_every_piece_in_order():
+    # More pieces than one block holds: the text is kept in joined blocks, none lost or reordered.
+    import json as _json
+
+    from cli._sse import SSEDecoder
+    from cli._stream import StreamAccumulator
+
+    pieces = [f"<{i}>" for i in range(1000)]
+    seen = []
+    acc = StreamAccumulator("http://127.0.0.1/v1/chat/completions", on_text=seen.append)
+    decoder = SSEDecoder()
+    for i, piece in enumerate(pieces):
+        chunk = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": "stop" if i == 999 else None}]}
+        for event in decoder.feed(f"data: {_json.dumps(chunk)}\n\n".encode()):
+            acc.feed(event)
+    for event in decoder.feed(b"data: [DONE]\n\n"):
+        assert acc.feed(event)
+    result = acc.result("done")
+    assert seen == pieces and result.text == "".join(pieces)
+    assert acc.received == len("".join(pieces))
