@@ -21,7 +21,7 @@ from . import _settings as settings
 from ._app import App
 from ._context_window import fit_rounds, shrink_after_refusal
 from ._exitcodes import NO_TEXT, OK
-from .endpoint import APIError, EndpointError
+from .endpoint import APIError
 
 Write = Callable[[str], object]
 

@@ -47,7 +47,7 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
     for m in messages:
         who = "you" if m.role == "user" else (m.model or "assistant")
         when = (m.created_at or "")[:19].replace("T", " ")
-        note = f", cut at max tokens" if m.finish_reason == "length" else ""
+        note = ", cut at max tokens" if m.finish_reason == "length" else ""
         click.secho(f"--- {who} · {when}{note}", fg="cyan" if m.role == "user" else "green", color=color)
         click.echo(m.content)
 

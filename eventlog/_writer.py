@@ -19,7 +19,7 @@ from ._files import StorePaths
 from ._ids import is_valid_deployment_id
 from ._fsio import ReplacedNotDurable, atomic_write, ensure_private_dir, is_tmp_name, open_private, undo_replace, write_all
 from ._projection import PROJECTION_VERSION, Message, Projection, encode_entry, encode_projection, messages_of_round
-from ._reader import ProjectionRead, StreamRead, describe_damage, foreign_rounds, read_projection, read_stream
+from ._reader import ProjectionRead, describe_damage, foreign_rounds, read_projection, read_stream
 from ._state import StreamState, fold
 from ._upcast import CURRENT_VERSION
 

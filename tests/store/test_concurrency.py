@@ -4,11 +4,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
-from .checks import assert_log_chain_valid, assert_projection_matches, pairs, visible
+from .checks import assert_log_chain_valid, assert_projection_matches, visible
 from eventlog import Caps
 
 SOAK = int(os.environ.get("BAI_SOAK", "1"))
