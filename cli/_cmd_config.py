@@ -73,11 +73,7 @@ def show(app: App, deployment: str, as_json: bool) -> None:
     config = msgspec.structs.asdict(app.deployment_config(deployment))
     if config["token"]:
         config["token"] = MASK  # never the token, nor its length
-    if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **config}), indent=2))
-        return
-    for key, value in config.items():
-        click.echo(f"{key:<18} {'(not set)' if value is None else value}")
+    _print_entry(deployment, config, as_json, unset="(not set)")
 
 
 @chat_config.command("clear")
@@ -120,12 +116,12 @@ def cache_show(app: App, deployment: str, as_json: bool) -> None:
 
     entry = app.cache_entry(deployment)
     doc = msgspec.structs.asdict(entry)
+    fresh = entry.is_fresh()
     if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **doc, "fresh": entry.is_fresh()}), indent=2))
-        return
-    for key, value in doc.items():
-        click.echo(f"{key:<15} {'(none)' if value is None else value}")
-    click.echo(f"{'fresh':<15} {'yes' if entry.is_fresh() else 'no (refreshed on the next chat)'}")
+        doc["fresh"] = fresh
+    else:
+        doc["fresh"] = "yes" if fresh else "no (refreshed on the next chat)"
+    _print_entry(deployment, doc, as_json, unset="(none)")
 
 
 @chat_cache.command("clear")
@@ -140,3 +136,15 @@ def cache_clear(app: App, deployment: str) -> None:
     """
     app.update(CACHE, deployment, None)
     click.echo(f"Cleared the cache of {deployment}.", err=True)
+
+
+def _print_entry(deployment: str, entry: dict, as_json: bool, *, unset: str) -> None:
+    """One deployment's settings or cache entry: JSON, or aligned `key value` lines."""
+    import msgspec
+
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **entry}), indent=2))
+        return
+    width = max(map(len, entry)) + 1
+    for key, value in entry.items():
+        click.echo(f"{key:<{width}} {unset if value is None else value}")
