@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +104,3 @@ def deployment_id(ctx: click.Context, param: click.Parameter, value: str | None)
 
 pass_app = click.make_pass_decorator(App, ensure=True)
 
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

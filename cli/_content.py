@@ -103,6 +103,21 @@ class AssistantContent:
         return f"the model answered with {what}{tail}"
 
 
+class HasAssistantContent:
+    """`text` and `finish_reason` of a reply, for results that hold an AssistantContent."""
+
+    __slots__ = ()
+    content: AssistantContent
+
+    @property
+    def text(self) -> str | None:
+        return self.content.text
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.content.finish_reason
+
+
 def _part_text(value: Any) -> str:
     """Text of a thinking part's payload: a string, or a list of text parts (Mistral)."""
     if isinstance(value, str):

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ._content import AssistantContent, assistant_content
+from ._content import AssistantContent, HasAssistantContent, assistant_content
 from ._error_body import detect_context_length, error_info_from_json, parse_error_body
 from ._errors import APIError, ErrorInfo, InvalidResponse, UnexpectedEventStream, one_line
 from ._wire import ChatCompletionResponse, ModelList, Usage, decode_json
@@ -20,18 +20,10 @@ __all__ = ["ChatResult", "error_in_body", "looks_like_event_stream", "parse_chat
 
 
 @dataclass(frozen=True, slots=True)
-class ChatResult:
+class ChatResult(HasAssistantContent):
     response: ChatCompletionResponse  # the validated view
     body: dict[str, Any]  # the whole decoded body: usage details, system_fingerprint, telemetry
     content: AssistantContent
-
-    @property
-    def text(self) -> str | None:
-        return self.content.text
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self.content.finish_reason
 
     @property
     def usage(self) -> Usage | None:

@@ -33,8 +33,6 @@ class DeploymentConfig(msgspec.Struct, omit_defaults=True, forbid_unknown_fields
     context_window: int | None = None
 
 
-CONFIG_KEYS = tuple(DeploymentConfig.__struct_fields__)
-
 
 class CacheEntry(msgspec.Struct, omit_defaults=True):
     default_model: str | None = None

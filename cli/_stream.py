@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ._content import AssistantContent, ToolCallInfo, arguments_text, classify, pick_reasoning, split_content
+from ._content import AssistantContent, HasAssistantContent, ToolCallInfo, arguments_text, classify, pick_reasoning, split_content
 from ._error_body import detect_context_length, error_info_from_json, parse_error_body
 from ._errors import InvalidResponse, StreamErrorEvent, StreamInterrupted, one_line
 from ._sse import ServerSentEvent
@@ -32,7 +32,7 @@ Ended = Literal["done", "closed", "error", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)
-class StreamResult:
+class StreamResult(HasAssistantContent):
     """What a stream delivered. `ended`: "done" ([DONE]), "closed" (closed after a finish_reason),
     or, on the `partial` of an exception, "error" / "interrupted"."""
 
@@ -47,14 +47,6 @@ class StreamResult:
     def ok(self) -> bool:
         """The stream ended normally: the answer is complete and may be recorded."""
         return self.ended in ("done", "closed")
-
-    @property
-    def text(self) -> str | None:
-        return self.content.text
-
-    @property
-    def finish_reason(self) -> str | None:
-        return self.content.finish_reason
 
 
 @dataclass(slots=True)

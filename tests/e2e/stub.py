@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.realservers.proxy import QuietHTTPServer
 
 GATE_TIMEOUT = 30.0
 SLOW_TICKS = 300  # x 0.1 s: bounded even if nobody stops it
@@ -110,15 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
             stub.client_went_away.set()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        # A client closing its keep-alive connection is normal here, not worth a traceback.
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
-            super().handle_error(request, client_address)
+class _Server(QuietHTTPServer):
     stub: "StubServer"
 
 

@@ -151,15 +151,20 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _forward
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a client's idle keep-alive connection must not block close()
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threaded test server: daemon threads (a client's idle keep-alive connection must not
+    block close()), and no traceback when a client drops its connection, which is normal here."""
+
+    daemon_threads = True
 
     def handle_error(self, request, client_address) -> None:
-        # A client closing its keep-alive connection is normal here, not worth a traceback.
         import sys
 
         if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
             super().handle_error(request, client_address)
+
+
+class _Server(QuietHTTPServer):
     proxy: "RecordingProxy"
 
 
