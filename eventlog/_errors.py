@@ -4,6 +4,7 @@ StoreError                    base; its str() is a one-line message fit for a us
 ├── InvalidDeploymentId       the id breaks the naming rule (also a ValueError)
 ├── StoreBusy                 another process held the lock past the timeout
 ├── StoreWriteError           the disk refused a write (ENOSPC, EIO, short write...)
+│   └── SharedHistoryStale    a clear is saved, but history.json (Backend.AI's view) still shows it
 ├── StoreReadError            a file of the store exists but cannot be read (EACCES, EIO)
 └── StoreVersionError         a file was written by a newer version of the store
 """
@@ -65,3 +66,17 @@ class StoreReadError(StoreError):
 class StoreVersionError(StoreError):
     def __init__(self, path: str, version: object) -> None:
         super().__init__(f"{path} was written by a newer bai (format version {version}); upgrade bai to use it")
+
+
+class SharedHistoryStale(StoreWriteError):
+    """A clear is committed in bai's log, but history.json could not be rewritten: Backend.AI
+    still shows the cleared rounds until bai's next write (which retries) succeeds."""
+
+    def __init__(self, cause: OSError) -> None:
+        StoreError.__init__(
+            self,
+            f"cleared, but history.json (what Backend.AI reads) could not be updated: {_reason(cause)}; "
+            "bai's next write retries"
+        )
+        self.cause = cause
+        self.uncertain = False

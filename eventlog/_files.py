@@ -1,11 +1,22 @@
-"""Where the store's files live under its root."""
+"""Where the store's files live under its root.
+
+    history.json, config.json, cache.json   shared with Backend.AI, in its shapes
+    .lock                                  the writers' lock (bai's; Backend.AI takes none)
+    bai/logs/<deployment>.jsonl            each deployment's event log: the truth
+    bai/exported.json                      what bai last wrote into history.json (round fingerprints)
+    bai/exported-stamp.json                which history.json that was, and when (read on every turn)
+    bai/kept/                              original bytes of damaged or unplaceable files, bounded
+    bai/...                                bai's own settings, cache and input history (the CLI's)
+
+Stores made before bai 0.2 kept the logs in `logs/`; the first writer moves them (_migrate).
+"""
 
 from __future__ import annotations
 
 import os
-import msgspec
-from datetime import datetime, timezone
 from pathlib import Path
+
+import msgspec
 
 LOG_SUFFIX = ".jsonl"
 
@@ -19,7 +30,8 @@ class StorePaths(msgspec.Struct, frozen=True):
     root: Path
 
     @property
-    def projection(self) -> Path:
+    def shared_history(self) -> Path:
+        """history.json: Backend.AI's file, and bai's projection of its UUID deployments."""
         return self.root / "history.json"
 
     @property
@@ -27,19 +39,42 @@ class StorePaths(msgspec.Struct, frozen=True):
         return self.root / ".lock"
 
     @property
+    def own(self) -> Path:
+        """bai's own folder: nothing in it is read or written by Backend.AI."""
+        return self.root / "bai"
+
+    @property
     def logs(self) -> Path:
+        return self.own / "logs"
+
+    @property
+    def legacy_logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def exported(self) -> Path:
+        return self.own / "exported.json"
+
+    @property
+    def stamp(self) -> Path:
+        return self.own / "exported-stamp.json"
+
+    @property
+    def kept(self) -> Path:
+        return self.own / "kept"
 
     def log(self, deployment: str) -> Path:
         return self.logs / f"{deployment}{LOG_SUFFIX}"
 
-    def quarantine(self, original: Path) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-        return original.with_name(f"{original.name}.corrupt-{stamp}")
+    def legacy_log(self, deployment: str) -> Path:
+        return self.legacy_logs / f"{deployment}{LOG_SUFFIX}"
 
     def logged_deployments(self) -> list[str]:
-        try:
-            names = os.listdir(self.logs)
-        except FileNotFoundError:
-            return []
-        return sorted(n[: -len(LOG_SUFFIX)] for n in names if n.endswith(LOG_SUFFIX) and not n.startswith("."))
+        """Deployments with a log file (in the legacy folder too, before it is moved)."""
+        for folder in (self.logs, self.legacy_logs):
+            try:
+                names = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            return sorted(n[: -len(LOG_SUFFIX)] for n in names if n.endswith(LOG_SUFFIX) and not n.startswith("."))
+        return []

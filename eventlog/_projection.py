@@ -1,14 +1,15 @@
-"""history.json: the projection of every deployment's visible rounds, in Backend.AI's shape.
+"""history.json: the projection of the UUID deployments' visible rounds, in Backend.AI's shape.
 
-    {"version": 1, "last_seq": {"<id>": N}, "deployments": {"<id>": [message, ...]}}
+    {"version": 1, "last_seq": {"<uuid>": N}, "deployments": {"<uuid>": [message, ...]}}
 
 A round is two messages that share its `seq`: the user's (`created_at` = when it was sent)
 and the assistant's (`created_at` = when the answer completed, plus model, finish_reason and
-usage). Only `role` and `content` ever go on the wire. The messages carry everything a round
-event holds, so a round can be rebuilt from the projection exactly (recovery uses that).
+usage). Backend.AI reads `role`, `content` and `created_at` and ignores the rest; only `role`
+and `content` ever go on the wire. The messages carry everything a round event holds, so a
+round can be rebuilt from bai's own file exactly (recovery from a damaged log uses that).
 
-A file without "version" is Backend.AI's own history.json: decoded leniently, one bad
-deployment entry never costs the others.
+A file without "version" was last written by Backend.AI (its saves drop the keys it does not
+know): decoded leniently, one bad deployment entry never costs the others.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import msgspec
 
 from ._events import RoundEvent, now_iso
+from ._fingerprint import exported_times
 from ._upcast import CURRENT_VERSION
 
 PROJECTION_VERSION = 1
@@ -98,9 +100,11 @@ def _decode_leniently(data: bytes) -> Projection:
 
 
 def messages_of_round(r: RoundEvent) -> list[Message]:
+    """The round's two messages as history.json holds them (times in a form Backend.AI reads)."""
+    user_at, answered_at = exported_times(r)
     return [
-        Message("user", r.user, r.user_at, r.seq),
-        Message("assistant", r.assistant, r.ts, r.seq, r.model, r.finish_reason, r.usage, r.prompt_chars),
+        Message("user", r.user, user_at, r.seq),
+        Message("assistant", r.assistant, answered_at, r.seq, r.model, r.finish_reason, r.usage, r.prompt_chars),
     ]
 
 

@@ -1,17 +1,26 @@
-"""Lock-free reading: the projection as checkpoint, each stream's log for what is newer.
+"""Lock-free reading: a deployment's log, and Backend.AI's changes to history.json not merged yet.
 
 Readers never write and never fail on bad files: a damaged or foreign file is a one-line
-warning and the view goes on with what is valid.
+warning and the view goes on with what is valid. A turn reads only its own deployment's log,
+plus one stat of history.json to see whether Backend.AI wrote it since bai did; only then is
+history.json read, and merged in memory exactly as the next writer will merge it on disk.
 """
 
 from __future__ import annotations
 
-import msgspec
+import os
+import time
 from typing import Callable
 
+import msgspec
+
 from ._events import RoundEvent
+from ._export import ExportRecord, changed_by_another, read_record, read_stamp
 from ._files import StorePaths
+from ._fingerprint import round_fingerprint
 from ._fsio import read_bytes
+from ._ids import canonical_deployment_id, is_valid_deployment_id
+from ._merge import Exported, Plan, apply_plan, reconcile
 from ._projection import Message, Projection, Unreadable, decode_projection, rounds_of_messages
 from ._scan import Scan, scan_stream
 from ._state import Resolved, StreamState, resolve
@@ -19,50 +28,59 @@ from ._state import Resolved, StreamState, resolve
 Warn = Callable[[str], None]
 
 
-def _no_warning(message: str) -> None:
-    pass
+class StreamRead(msgspec.Struct, frozen=True):
+    data: bytes | None  # None: no log file
+    scan: Scan
+    resolved: Resolved
 
 
-class ProjectionRead(msgspec.Struct):
-    projection: Projection | None  # None: missing or unusable
-    raw: bytes | None  # the file's bytes as read (None: missing)
-    problem: str | None = None  # why it is unusable, when it exists but cannot be used
-    warn: Warn = _no_warning
-    bad: set[str] = set()  # deployments whose entries turned out unreadable
+def read_log(paths: StorePaths, deployment: str) -> bytes | None:
+    data = read_bytes(paths.log(deployment))
+    if data is None and not paths.logs.is_dir():  # a store not moved to bai/logs yet
+        data = read_bytes(paths.legacy_log(deployment))
+    return data
 
-    @property
-    def ours(self) -> bool:
-        return self.projection is not None and self.projection.version is not None
 
-    @property
-    def foreign(self) -> bool:
-        """Backend.AI's own history.json (no version): to be imported, not trusted as a checkpoint."""
-        return self.projection is not None and self.projection.version is None
+def read_stream(paths: StorePaths, deployment: str) -> StreamRead:
+    data = read_log(paths, deployment)
+    scan = scan_stream(data or b"", deployment)
+    checkpoint = _checkpoint(paths, deployment) if scan.gap_at is not None else None
+    resolved = resolve(scan, checkpoint)
+    if scan.damaged:
+        resolved = _without_removed(paths, deployment, resolved)
+    return StreamRead(data, scan, resolved)
 
-    def messages(self, deployment: str) -> list[Message]:
-        """The deployment's entry; an unreadable one is a warning (once) and counts as none."""
-        if self.projection is None:
-            return []
-        messages = self.projection.messages(deployment)
-        if messages is None:
-            if deployment not in self.bad:
-                self.bad.add(deployment)
-                self.warn(f"history.json: ignoring the unreadable entry of {deployment}")
-            return []
-        return messages
 
-    def checkpoint(self, deployment: str) -> StreamState | None:
-        if not self.ours or deployment not in self.projection.last_seq:  # type: ignore[union-attr]
-            return None
-        p = self.projection
-        assert p is not None
-        messages = self.messages(deployment)
-        if deployment in self.bad:
-            return None
-        rounds, skipped = rounds_of_messages(deployment, messages)
-        if skipped or not _contiguous(rounds, p.last_seq[deployment]):
-            return None  # an entry that does not describe a stream state is no checkpoint
-        return StreamState(rounds, p.last_seq[deployment])
+def _without_removed(paths: StorePaths, deployment: str, resolved: Resolved) -> Resolved:
+    """A damaged log may have lost the very clear that removed the rounds before it: leave out
+    the rounds bai remembers removing (exported.json), so a clear stays a clear (P5)."""
+    exported = read_record(paths).deployments.get(deployment)
+    if exported is None or not exported.retired:
+        return resolved
+    removed = set(exported.retired)
+    rounds = [r for r in resolved.state.rounds if round_fingerprint(r) not in removed]
+    if len(rounds) == len(resolved.state.rounds):
+        return resolved
+    return msgspec.structs.replace(resolved, state=StreamState(rounds, resolved.state.last_seq))
+
+
+def _checkpoint(paths: StorePaths, deployment: str) -> StreamState | None:
+    """The deployment's state as bai last wrote it into history.json, if it is bai's file and
+    describes a stream state: what a log with a gap continues from (see resolve)."""
+    try:
+        projection = decode_projection(read_bytes(paths.shared_history) or b"")
+    except (Unreadable, OSError):
+        return None
+    if projection.version is None or deployment not in projection.last_seq:
+        return None
+    messages = projection.messages(deployment)
+    if messages is None:
+        return None
+    rounds, skipped = rounds_of_messages(deployment, messages)
+    last_seq = projection.last_seq[deployment]
+    if skipped or not _contiguous(rounds, last_seq):
+        return None
+    return StreamState(rounds, last_seq)
 
 
 def _contiguous(rounds: list[RoundEvent], last_seq: int) -> bool:
@@ -72,40 +90,102 @@ def _contiguous(rounds: list[RoundEvent], last_seq: int) -> bool:
     return first >= 1 and all(r.seq == first + i for i, r in enumerate(rounds)) and rounds[-1].seq == last_seq
 
 
-def read_projection(paths: StorePaths, warn: Warn) -> ProjectionRead:
-    raw = read_bytes(paths.projection)
+class SharedHistory(msgspec.Struct):
+    """history.json as Backend.AI left it, with what bai last wrote into it: what to merge."""
+
+    raw: bytes
+    projection: Projection
+    record: ExportRecord
+    keys: dict[str, str]  # canonical deployment id -> the key as written
+    unplaceable: int  # messages under keys that are no deployment id
+
+    def messages(self, deployment: str) -> list[Message] | None:
+        """The deployment's entry (None: no entry); an unreadable entry counts as unplaceable, not as a clear."""
+        key = self.keys.get(deployment)
+        if key is None:
+            return None
+        return self.projection.messages(key)
+
+    def deployments(self) -> list[str]:
+        return sorted(set(self.keys) | set(self.record.deployments))
+
+    def plan(self, deployment: str, local: list[RoundEvent]) -> Plan:
+        if deployment in self.keys and self.messages(deployment) is None:
+            return Plan(unplaceable=1)
+        return reconcile(self.messages(deployment), self.record.deployments.get(deployment), local)
+
+
+class DamagedSharedHistory(msgspec.Struct, frozen=True):
+    raw: bytes
+    problem: str
+
+
+class OutdatedSharedHistory(msgspec.Struct, frozen=True):
+    """history.json written by bai, but not the file bai wrote last (an old copy put back, a
+    crash between history.json and its stamp): nothing in it is news; it is rebuilt."""
+
+
+def read_shared_history(paths: StorePaths) -> SharedHistory | DamagedSharedHistory | OutdatedSharedHistory | None:
+    """history.json if Backend.AI wrote it since bai last did (None: nothing to merge, or no
+    file). A damaged one, or one bai wrote but not last, is reported as such: bai's logs stay
+    the truth. Backend.AI's saves drop every key it does not know, `version` among them."""
+    if not changed_by_another(paths, read_stamp(paths)):
+        return None
+    raw = _read_settled(paths)
     if raw is None:
-        return ProjectionRead(None, None)
+        return None
     try:
         projection = decode_projection(raw)
     except Unreadable as e:
-        warn(f"ignoring {paths.projection}: {e}")
-        return ProjectionRead(None, raw, str(e), warn)
-    return ProjectionRead(projection, raw, warn=warn)
+        return DamagedSharedHistory(raw, f"ignoring {paths.shared_history}: {e}")
+    if projection.version is not None:
+        return OutdatedSharedHistory()
+    record = read_record(paths)
+    keys: dict[str, str] = {}
+    unplaceable = 0
+    for key in projection.deployments:
+        if is_valid_deployment_id(key) and canonical_deployment_id(key) not in keys:
+            keys[canonical_deployment_id(key)] = key
+        else:
+            unplaceable += max(len(projection.messages(key) or []), 1)
+    return SharedHistory(raw, projection, record, keys, unplaceable)
 
 
-class StreamRead(msgspec.Struct, frozen=True):
-    data: bytes | None  # None: no log file
-    scan: Scan
-    resolved: Resolved
+def _read_settled(paths: StorePaths) -> bytes | None:
+    """history.json's bytes. Backend.AI writes it in place (truncate, then write): a file that is
+    not valid JSON and was changed in the last second may be half written; read it again."""
+    raw = read_bytes(paths.shared_history)
+    for _ in range(5):
+        if raw is None or _is_json(raw):
+            break
+        try:
+            age = time.time() - os.stat(paths.shared_history).st_mtime
+        except FileNotFoundError:
+            return None
+        if age > 1:
+            break
+        time.sleep(0.05)
+        raw = read_bytes(paths.shared_history)
+    return raw
 
 
-def read_stream(paths: StorePaths, deployment: str, projection: ProjectionRead) -> StreamRead:
-    data = read_bytes(paths.log(deployment))
-    scan = scan_stream(data or b"", deployment)
-    return StreamRead(data, scan, resolve(scan, projection.checkpoint(deployment)))
+def _is_json(raw: bytes) -> bool:
+    try:
+        msgspec.json.decode(raw)
+        return True
+    except msgspec.DecodeError:
+        return False
 
 
-def foreign_rounds(projection: ProjectionRead, deployment: str) -> list[RoundEvent]:
-    """Rounds of a deployment in a Backend.AI history.json, numbered from 1."""
-    rounds, _ = rounds_of_messages(deployment, projection.messages(deployment))
-    return [_renumber(r, i + 1) for i, r in enumerate(rounds)]
-
-
-def _renumber(r: RoundEvent, seq: int) -> RoundEvent:
-    import msgspec
-
-    return msgspec.structs.replace(r, seq=seq)
+def merged_state(state: StreamState, shared: SharedHistory | None, deployment: str, warn: Warn) -> StreamState:
+    """The stream as the next writer will leave it once it has merged Backend.AI's changes."""
+    if shared is None:
+        return state
+    plan = shared.plan(deployment, state.rounds)
+    if plan.unplaceable:
+        warn(f"history.json: {plan.unplaceable} message(s) of {deployment} form no user-then-assistant "
+             "round and are left out")
+    return apply_plan(state, plan, deployment) if plan.changes else state
 
 
 def describe_damage(deployment: str, read: StreamRead) -> str | None:
@@ -119,3 +199,7 @@ def describe_damage(deployment: str, read: StreamRead) -> str | None:
     how = "rebuilt from history.json" if read.resolved.from_checkpoint else "kept the intact part"
     extra = f"; {lost} later record(s) could not be placed" if lost else ""
     return f"history log of {deployment} is damaged; {how}{extra}"
+
+
+__all__ = ["DamagedSharedHistory", "Exported", "OutdatedSharedHistory", "SharedHistory", "StreamRead", "describe_damage", "merged_state", "read_log",
+           "read_shared_history", "read_stream"]

@@ -1,8 +1,9 @@
 """The Store: the public face of the transcript store.
 
-Writers (record_round, clear, clear_all, compact) take the lock, recover, write durably,
-refresh history.json and release; only then do they return. Readers (history, rounds,
-context, deployments) take no lock and never write.
+Writers (record_round, clear, clear_all, compact) take the lock, merge what Backend.AI wrote,
+recover, write durably, refresh history.json when due, and release; only then do they
+return. Readers (history, rounds, context, deployments) take no lock and never write; they
+show what the next writer would leave, Backend.AI's unmerged changes included.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from ._context import as_messages, recent_rounds
 from ._events import RoundEvent, now_iso
 from ._upcast import CURRENT_VERSION
 from ._files import StorePaths, default_root
-from ._ids import check_deployment_id, is_valid_deployment_id
+from ._ids import check_deployment_id
 from ._errors import StoreWriteError
-from ._fsio import atomic_write
+from ._fsio import atomic_write, ensure_private_dir
+from ._keep import keep_aside
 from ._lock import WriterLock
 from ._projection import Message, messages_of_round, projected_size
-from ._reader import ProjectionRead, describe_damage, foreign_rounds, read_projection, read_stream
-from ._writer import WriterSession, open_root
+from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, merged_state, read_shared_history, read_stream
+from ._export import SHARE, RefreshPolicy
+from ._writer import FULL, WriterSession, open_root
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -56,11 +59,15 @@ class Store:
         caps: CapsPolicy = Caps(),
         lock_timeout: float = 10.0,
         warn: Callable[[str], None] = _stderr_warn,
+        refresh_share: float = SHARE,
     ) -> None:
+        """`refresh_share`: how far apart refreshes of history.json after saves are kept, in
+        multiples of their duration (0: after every save; see _export)."""
         self.paths = StorePaths(Path(root) if root is not None else default_root())
         self.caps = caps
         self.lock_timeout = lock_timeout
         self._warn = warn
+        self.refresh_policy = RefreshPolicy(refresh_share)
         self._warned: set[str] = set()
 
     def _warn_once(self, message: str) -> None:
@@ -78,29 +85,29 @@ class Store:
             yield
 
     def write_file(self, name: str, data: bytes) -> None:
-        """Atomically replace the file `name` in the store's root (0600, durable on return)."""
-        if "/" in name or name.startswith("."):
+        """Atomically replace the file `name` (relative to the root: `config.json`, or
+        `bai/config.json` for bai's own) with `data`: 0600, durable on return."""
+        parts = name.split("/")
+        if not 1 <= len(parts) <= 2 or any(not p or p.startswith(".") for p in parts) or \
+                (len(parts) == 2 and parts[0] != self.paths.own.name):
             raise ValueError(f"not a file name of the store: {name!r}")
         open_root(self.paths)
+        target = self.paths.root / name
         try:
-            atomic_write(self.paths.root / name, data)
+            ensure_private_dir(target.parent)
+            atomic_write(target, data)
         except OSError as e:
             raise StoreWriteError(name, e) from e
 
     def keep_copy(self, name: str, data: bytes) -> Path:
-        """Keep the bytes of a damaged file `name` as `<name>.corrupt-<time>` before it is replaced."""
-        target = self.paths.quarantine(self.paths.root / name)
-        try:
-            atomic_write(target, data)
-        except OSError as e:
-            raise StoreWriteError(f"a copy of {name}", e) from e
-        return target
+        """Keep the bytes of a damaged file `name` aside (bai/kept, bounded) before it is replaced."""
+        return keep_aside(self.paths, name.replace("/", "-"), data)
 
     @contextmanager
     def _writing(self) -> Iterator[WriterSession]:
         open_root(self.paths)
         with WriterLock(self.paths.lock, self.lock_timeout):
-            session = WriterSession(self.paths, self.caps, self._warn_once)
+            session = WriterSession(self.paths, self.caps, self._warn_once, self.refresh_policy)
             session.open()
             yield session
             session.close()
@@ -121,7 +128,7 @@ class Store:
 
         A round that alone exceeds the deployment's caps is not written (`kept` False, seq 0):
         the history stays as it was."""
-        check_deployment_id(deployment)
+        deployment = check_deployment_id(deployment)
 
         def make(seq: int) -> RoundEvent:
             ts = now_iso()
@@ -142,7 +149,7 @@ class Store:
 
     def clear(self, deployment: str) -> int:
         """Forget the deployment's history. Returns how many messages were removed."""
-        check_deployment_id(deployment)
+        deployment = check_deployment_id(deployment)
         with self._writing() as w:
             return w.clear(w.stream(deployment))
 
@@ -153,9 +160,9 @@ class Store:
     def compact(self, deployment: str | None = None) -> None:
         """Rewrite logs under their caps and rebuild history.json (all deployments by default)."""
         if deployment is not None:
-            check_deployment_id(deployment)
+            deployment = check_deployment_id(deployment)
         with self._writing() as w:
-            w.rebuild_projection = deployment is None
+            w.refresh = FULL
             for d in [deployment] if deployment else w.paths.logged_deployments():
                 w.compact(w.stream(d))
 
@@ -163,19 +170,23 @@ class Store:
 
     def rounds(self, deployment: str) -> list[RoundEvent]:
         """The deployment's visible rounds, oldest first, within its caps."""
-        check_deployment_id(deployment)
-        return self._rounds(deployment, read_projection(self.paths, self._warn_once))
+        deployment = check_deployment_id(deployment)
+        return self._rounds(deployment, self._shared_history())
 
-    def _rounds(self, deployment: str, projection: ProjectionRead) -> list[RoundEvent]:
-        read = read_stream(self.paths, deployment, projection)
+    def _shared_history(self) -> SharedHistory | None:
+        """Backend.AI's changes to history.json not merged yet (None: none; one stat when none)."""
+        shared = read_shared_history(self.paths)
+        if isinstance(shared, DamagedSharedHistory):
+            self._warn_once(shared.problem)
+        return shared if isinstance(shared, SharedHistory) else None
+
+    def _rounds(self, deployment: str, shared: SharedHistory | None) -> list[RoundEvent]:
+        read = read_stream(self.paths, deployment)
         damage = describe_damage(deployment, read)
         if damage:
             self._warn_once(damage)
-        if read.data is None and projection.foreign:
-            rounds = foreign_rounds(projection, deployment)
-        else:
-            rounds = read.resolved.state.rounds
-        return within_caps(rounds, caps_for(self.caps, deployment))
+        state = merged_state(read.resolved.state, shared, deployment, self._warn_once)
+        return within_caps(state.rounds, caps_for(self.caps, deployment))
 
     def history(self, deployment: str) -> list[Message]:
         """The visible messages, oldest first, as history.json holds them."""
@@ -191,13 +202,13 @@ class Store:
 
     def deployments(self) -> list[DeploymentSummary]:
         """Every deployment with history: message count, bytes on disk, first and last time."""
-        projection = read_projection(self.paths, self._warn_once)
+        shared = self._shared_history()
         names = set(self.paths.logged_deployments())
-        if projection.projection is not None:
-            names.update(d for d in projection.projection.deployments if is_valid_deployment_id(d))
+        if shared is not None:
+            names.update(shared.deployments())
         out = []
         for d in sorted(names):
-            rounds = self._rounds(d, projection)
+            rounds = self._rounds(d, shared)
             if not rounds:
                 continue
             try:

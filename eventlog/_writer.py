@@ -1,33 +1,45 @@
-"""Everything done under the writers' lock: recovery, append, compaction, the projection.
+"""Everything done under the writers' lock: recovery, append, compaction, merging Backend.AI's
+writes, and keeping history.json up to date.
 
-A WriterSession is opened by the Store for one operation: it takes the lock, cleans up,
-imports a Backend.AI history.json if one is waiting, and recovers each stream it touches
-before writing to it. Nothing here holds the lock across anything slow (no HTTP).
+A WriterSession is opened by the Store for one operation: it takes the lock, finishes a
+layout move, merges a history.json that Backend.AI rewrote, and recovers each stream it
+touches before writing to it. A turn reads and writes only its own deployment's log, one
+stat of history.json and a few-dozen-byte stamp (_export); nothing here holds the lock
+across anything slow (no HTTP).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable
 
 import msgspec
 
 from ._caps import Caps, CapsPolicy, caps_for, within_caps
-from ._errors import StoreVersionError, StoreWriteError
+from ._errors import SharedHistoryStale, StoreError, StoreVersionError, StoreWriteError
 from ._events import BaseEvent, ClearEvent, Event, RoundEvent, encode_line, now_iso
+from ._export import RefreshPolicy, forget_stamp, read_stamp, refresh, remember_removed
 from ._files import StorePaths
-from ._ids import is_valid_deployment_id
+from ._fingerprint import round_fingerprint
 from ._fsio import ReplacedNotDurable, atomic_write, ensure_private_dir, is_tmp_name, open_private, undo_replace, write_all
-from ._projection import PROJECTION_VERSION, Message, Projection, encode_entry, encode_projection, messages_of_round
-from ._reader import ProjectionRead, describe_damage, foreign_rounds, read_projection, read_stream
+from ._ids import is_uuid
+from ._keep import keep_aside
+from ._merge import apply_plan
+from ._migrate import migrate, needs_migration
+from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, read_shared_history, read_stream
+from ._scan import scan_stream
 from ._state import StreamState, fold
 from ._upcast import CURRENT_VERSION
 
 Warn = Callable[[str], None]
 
+# How soon history.json must show what a session changed (see _export):
+DUE, NOW, FULL = 1, 2, 3  # after the rate limit; at once, for what changed; at once, rebuilt whole
+
 
 class _Stream(msgspec.Struct):
-    """A recovered stream, ready to be written: its state and where its file ends."""
+    """A recovered stream, ready to be written: its state and its file's bytes."""
 
     deployment: str
     state: StreamState
@@ -40,69 +52,80 @@ class _Stream(msgspec.Struct):
 
 
 class WriterSession:
-    def __init__(self, paths: StorePaths, caps: CapsPolicy, warn: Warn) -> None:
+    def __init__(self, paths: StorePaths, caps: CapsPolicy, warn: Warn, policy: RefreshPolicy) -> None:
         self.paths = paths
         self.caps = caps
         self.warn = warn
-        self.projection = ProjectionRead(None, None)  # read by open()
-        self.rebuild_projection = False  # rewrite history.json even if nothing changed
-        self._changed: dict[str, StreamState] = {}
+        self.policy = policy
+        self.refresh = 0  # 0, DUE, NOW or FULL
+        self.must_refresh = False  # a failed refresh is an error, not a warning (after a clear)
+        self.touched: set[str] = set()  # UUID deployments whose visible rounds changed
+        self.cleared: dict[str, list[str]] = {}  # fingerprints of the rounds cleared, per deployment
+        self._streams: dict[str, _Stream] = {}
+        self._cleaned_logs = False
 
-    # -- opening: clean up, import, recover -------------------------------------------
+    def _need(self, level: int, deployment: str | None = None) -> None:
+        self.refresh = max(self.refresh, level)
+        if deployment is not None and is_uuid(deployment):
+            self.touched.add(deployment)
+
+    # -- opening: layout, Backend.AI's writes ----------------------------------------------
 
     def open(self) -> None:
-        self._remove_leftover_tmp_files()
-        self.projection = read_projection(self.paths, self.warn)
-        if self.projection.foreign:
-            self._import_backend_ai()
-        elif self.projection.problem is not None:
-            self._quarantine(self.paths.projection, self.projection.raw or b"", "history.json")
-            self._changed.update({d: self.stream(d).state for d in self.paths.logged_deployments()})
-        elif self.projection.projection is None and self.paths.logged_deployments():
-            self._changed.update({d: self.stream(d).state for d in self.paths.logged_deployments()})
-        else:
-            for d in self._streams_newer_than_projection():
-                self._changed[d] = self.stream(d).state
+        if needs_migration(self.paths):
+            migrate(self.paths, self._combine)
+            self._need(FULL)
+        shared = read_shared_history(self.paths)
+        if isinstance(shared, DamagedSharedHistory):
+            self.warn(shared.problem)
+            self._keep("history.json", shared.raw, "history.json")
+            self._need(FULL)
+        elif isinstance(shared, SharedHistory):
+            self._merge(shared)
+            self._need(FULL)
+        elif shared is not None:  # bai's own, outdated
+            self._need(FULL)
+        elif read_stamp(self.paths) is not None and not self.paths.shared_history.exists():
+            self._need(FULL)  # removed by hand: it is rebuilt (the logs are the truth; nothing is cleared)
 
-    def _remove_leftover_tmp_files(self) -> None:
-        # We hold the lock, and only lock holders write tmp files: any present is a leftover.
-        for d in (self.paths.root, self.paths.logs):
-            try:
-                names = os.listdir(d)
-            except FileNotFoundError:
-                continue
-            for n in names:
-                if is_tmp_name(n):
-                    try:
-                        os.unlink(d / n)
-                    except FileNotFoundError:
-                        pass
+    def _merge(self, shared: SharedHistory) -> None:
+        """Bring Backend.AI's rounds and clears into the logs (see _merge)."""
+        unplaceable = shared.unplaceable
+        for d in shared.deployments():
+            s = self.stream(d)
+            plan = shared.plan(d, s.state.rounds)
+            unplaceable += plan.unplaceable
+            if plan.changes:
+                self._rewrite_to(s, apply_plan(s.state, plan, d))
+        if unplaceable:
+            where = self._keep("history.json", shared.raw, None)
+            self.warn(f"merged Backend.AI's history.json, except {unplaceable} message(s) that form no "
+                      f"user-then-assistant round; the file as it was is kept in {where}")
 
-    def _streams_newer_than_projection(self) -> list[str]:
-        """Logs that may hold more than history.json says: a writer died between the two (P7).
+    def _combine(self, old_id: str, new_id: str) -> None:
+        """Fold a legacy log whose id is another spelling of `new_id` into new_id's log."""
+        source = self.paths.legacy_log(old_id)
+        data = source.read_bytes()
+        s = self.stream(new_id)
+        known = {round_fingerprint(r) for r in s.state.rounds}
+        theirs = [r for r in fold(scan_stream(data, old_id).chain).rounds if round_fingerprint(r) not in known]
+        if theirs:
+            seq = s.state.last_seq
+            rounds = list(s.state.rounds)
+            for r in theirs:
+                seq += 1
+                rounds.append(msgspec.structs.replace(r, seq=seq, deployment=new_id))
+            self._rewrite_to(s, StreamState(rounds, seq))
+        os.unlink(source)
 
-        A log written no earlier than history.json (by mtime; a tie counts, since clocks tick
-        coarsely) is recovered, and kept only if its last seq differs from history.json's."""
-        try:
-            since = os.stat(self.paths.projection).st_mtime_ns
-        except FileNotFoundError:
-            return []
-        try:
-            entries = list(os.scandir(self.paths.logs))
-        except FileNotFoundError:
-            return []
-        names = []
-        last_seq = self.projection.projection.last_seq if self.projection.ours else {}  # type: ignore[union-attr]
-        for e in entries:
-            if e.name.endswith(".jsonl") and not e.name.startswith(".") and e.stat().st_mtime_ns >= since:
-                name = e.name[: -len(".jsonl")]
-                if self.stream(name).state.last_seq != last_seq.get(name):
-                    names.append(name)
-        return names
+    # -- recovery ---------------------------------------------------------------------------
 
     def stream(self, deployment: str) -> _Stream:
-        """Recover the deployment's log (truncate a torn tail, quarantine damage) and return it."""
-        read = read_stream(self.paths, deployment, self.projection)
+        """Recover the deployment's log (truncate a torn tail, keep damage aside) and return it."""
+        cached = self._streams.get(deployment)
+        if cached is not None:
+            return cached
+        read = read_stream(self.paths, deployment)
         scan = read.scan
         if scan.newer_version is not None:
             raise StoreVersionError(str(self.paths.log(deployment)), scan.newer_version)
@@ -111,20 +134,30 @@ class WriterSession:
         if damage is not None:
             self.warn(damage)
             if read.data:
-                self._quarantine(self.paths.log(deployment), read.data, f"damaged history of {deployment}")
-            data = self._rewrite(deployment, state)
-            self._changed[deployment] = state
-            return _Stream(deployment, state, data, False)
-        data = read.data
-        if scan.tail_start is not None:
-            self._truncate(deployment, scan.good_end)
-            data = data[: scan.good_end] if data else data
-            self._changed[deployment] = state
-        head_is_base = bool(scan.chain) and isinstance(scan.chain[0], BaseEvent)
-        stale = any(isinstance(e, ClearEvent) for e in scan.chain) or (
-            head_is_base and state.rounds and scan.chain[0].seq != state.rounds[0].seq - 1
-        )
-        return _Stream(deployment, state, data, stale)
+                self._keep(f"{deployment}.jsonl", read.data, f"damaged history of {deployment}")
+            s = _Stream(deployment, state, None, False)
+            s.data = self._rewrite(deployment, state)
+            self._need(NOW, deployment)
+        else:
+            data = read.data
+            if scan.tail_start is not None:
+                self._truncate(deployment, scan.good_end)
+                data = data[: scan.good_end] if data else data
+            head_is_base = bool(scan.chain) and isinstance(scan.chain[0], BaseEvent)
+            clears = [i for i, e in enumerate(scan.chain) if isinstance(e, ClearEvent)]
+            if clears:  # a clear whose compaction did not happen: what it removed is remembered now
+                self._removed(deployment, fold(scan.chain[: clears[-1]]).rounds)
+            stale = bool(clears) or (
+                head_is_base and bool(state.rounds) and scan.chain[0].seq != state.rounds[0].seq - 1
+            )
+            s = _Stream(deployment, state, data, stale)
+        self._streams[deployment] = s
+        return s
+
+    def _removed(self, deployment: str, rounds: list[RoundEvent]) -> None:
+        """Remember rounds a clear removed (written to exported.json when the session closes)."""
+        if rounds:
+            self.cleared.setdefault(deployment, []).extend(round_fingerprint(r) for r in rounds)
 
     def _truncate(self, deployment: str, end: int) -> None:
         try:
@@ -139,15 +172,14 @@ class WriterSession:
         finally:
             os.close(fd)
 
-    def _quarantine(self, original, data: bytes, what: str) -> None:
+    def _keep(self, name: str, data: bytes, what: str | None) -> str:
+        """Keep a file's original bytes aside (bounded, see _keep); says where unless `what` is None."""
         if not data:
-            return  # an empty file holds nothing to keep
-        target = self.paths.quarantine(original)
-        try:
-            atomic_write(target, data)
-        except OSError as e:
-            raise StoreWriteError(f"a copy of the {what}", e) from e
-        self.warn(f"the original bytes are kept in {target}")
+            return ""  # an empty file holds nothing to keep
+        target = keep_aside(self.paths, name, data)
+        if what is not None:
+            self.warn(f"the original bytes of the {what} are kept in {target}")
+        return str(target)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -155,17 +187,18 @@ class WriterSession:
         """Append a round; compacts in the same write if the cap now drops something.
         None, writing nothing, when the round alone exceeds the caps: it could not be kept, and
         making room for it would only drop every older round."""
+        caps = self._caps(s.deployment)
         event = make(s.state.last_seq + 1)
-        if not within_caps([event], self._caps(s.deployment)):
+        if not within_caps([event], caps):
             return None
-        rounds = s.state.rounds + [event]
-        new_state = StreamState(rounds, event.seq)
-        kept = within_caps(rounds, self._caps(s.deployment))
-        if len(kept) == len(rounds) and not s.compact and s.end > 0:
+        new_state = StreamState(s.state.rounds + [event], event.seq)
+        kept = within_caps(new_state.rounds, caps)
+        if len(kept) == len(new_state.rounds) and not s.compact and s.end > 0:
             self._append_line(s, encode_line(event))
+            s.state = new_state
         else:
-            self._rewrite(s.deployment, new_state, undo=s.data)
-        self._changed[s.deployment] = new_state
+            self._rewrite_to(s, new_state)
+        self._need(DUE, s.deployment)
         return event, kept
 
     def clear(self, s: _Stream) -> int:
@@ -173,19 +206,25 @@ class WriterSession:
         removed = 2 * len(within_caps(s.state.rounds, self._caps(s.deployment)))
         if s.state.last_seq == 0 and s.end == 0:
             return 0  # nothing was ever recorded
+        self._removed(s.deployment, s.state.rounds)
         tombstone = ClearEvent(v=CURRENT_VERSION, seq=s.state.last_seq + 1, deployment=s.deployment, ts=now_iso())
         self._append_line(s, encode_line(tombstone))
-        state = fold([tombstone], s.state)
-        self._changed[s.deployment] = state
+        s.state = fold([tombstone], s.state)
+        s.compact = True
+        self._need(NOW, s.deployment)
+        self.must_refresh = self.must_refresh or is_uuid(s.deployment)
         try:
-            self._rewrite(s.deployment, state)
+            self.compact(s)  # the tombstone is committed: compaction changes nothing visible
         except StoreWriteError as e:
             self.warn(f"{s.deployment} is cleared, but its log could not be compacted yet: {e}")
         return removed
 
     def compact(self, s: _Stream) -> None:
-        self._rewrite(s.deployment, s.state)
-        self._changed[s.deployment] = s.state
+        """Rewrite the log under its caps: what is visible does not change, so a replace that
+        cannot be made durable needs no undo."""
+        s.data = self._rewrite(s.deployment, s.state)
+        s.compact = False
+        self._need(DUE, s.deployment)
 
     def _append_line(self, s: _Stream, line: bytes) -> None:
         what = f"the history of {s.deployment}"
@@ -208,6 +247,14 @@ class WriterSession:
             os.close(fd)
         s.data = (s.data or b"") + line
 
+    def _rewrite_to(self, s: _Stream, state: StreamState) -> None:
+        """Replace the stream's log by `state`, compacted; visible history changes, so a replace
+        that cannot be made durable is taken back."""
+        s.data = self._rewrite(s.deployment, state, undo=s.data)
+        s.state = state
+        s.compact = False
+        self._need(DUE, s.deployment)
+
     def _rewrite(self, deployment: str, state: StreamState, *, undo: bytes | None | bool = False) -> bytes:
         """Replace the log by its compacted form: [base] + the rounds within the caps.
 
@@ -226,6 +273,9 @@ class WriterSession:
 
     def _replace_log(self, deployment: str, data: bytes, what: str, *, undo: bytes | None | bool) -> None:
         path = self.paths.log(deployment)
+        if not self._cleaned_logs:
+            self._remove_leftover_tmp_files(self.paths.logs)
+            self._cleaned_logs = True
         try:
             ensure_private_dir(self.paths.logs)
             atomic_write(path, data)
@@ -238,61 +288,59 @@ class WriterSession:
     def _caps(self, deployment: str) -> Caps:
         return caps_for(self.caps, deployment)
 
-    # -- the projection -----------------------------------------------------------------
+    # -- history.json -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Refresh history.json for what changed. A failure here loses nothing (the logs
-        hold it all, and readers and the next writer rebuild), so it is a warning."""
-        if self.projection.bad:  # entries found unreadable: keep the file's bytes, rebuild them
-            self._quarantine(self.paths.projection, self.projection.raw or b"", "history.json")
-            logged = set(self.paths.logged_deployments())
-            for d in self.projection.bad:
-                if d in logged:
-                    self._changed.setdefault(d, self.stream(d).state)
-        if not self._changed and not self.rebuild_projection and not self.projection.bad:
+        """Refresh history.json as the session's changes require (see _export). A failure loses
+        nothing (the logs hold it all, and the next writer retries); after a clear it is an
+        error, since Backend.AI would still show what was cleared."""
+        if self.cleared:
+            try:
+                remember_removed(self.paths, self.cleared)
+            except OSError as e:
+                self.warn(f"cleared; a damaged log could not be kept from showing the cleared rounds ({e.strerror or e})")
+        if not self.refresh:
             return
-        base = self.projection.projection if self.projection.ours and not self.rebuild_projection else None
-        if base is None:
-            changed = {d: self.stream(d).state for d in self.paths.logged_deployments()}
-            changed.update(self._changed)
-            base = Projection(deployments={}, version=PROJECTION_VERSION, last_seq={})
-        else:
-            changed = self._changed
-        deployments = {d: raw for d, raw in base.deployments.items() if d not in self.projection.bad}
-        last_seq = {d: n for d, n in base.last_seq.items() if d in deployments}
-        for d, state in changed.items():
-            deployments[d] = encode_entry(_messages(within_caps(state.rounds, self._caps(d))))
-            last_seq[d] = state.last_seq
-        new = Projection(deployments=deployments, version=PROJECTION_VERSION, last_seq=last_seq)
+        if self.refresh == DUE:
+            stamp = read_stamp(self.paths)
+            if not self.touched or not self.policy.due(stamp):
+                return
+        self._remove_leftover_tmp_files()
         try:
-            atomic_write(self.paths.projection, encode_projection(new))
-        except OSError as e:
-            self.warn(f"saved, but history.json could not be refreshed ({e.strerror or e}); the next write rebuilds it")
+            took = refresh(self.paths, self._state_of, self._caps, touched=self.touched, full=self.refresh == FULL)
+            self.policy.refreshed(took)
+        except (OSError, StoreError) as e:
+            cause = e if isinstance(e, OSError) else getattr(e, "cause", OSError(str(e)))
+            try:
+                forget_stamp(self.paths)  # the next writer rebuilds it
+            except OSError:
+                pass
+            if self.must_refresh:
+                raise SharedHistoryStale(cause) from e
+            self.warn(f"saved, but history.json (Backend.AI's view) could not be refreshed "
+                      f"({cause.strerror or cause}); bai's next write retries")
 
-    # -- Backend.AI's history.json ---------------------------------------------------------
+    def _state_of(self, deployment: str) -> StreamState:
+        """A deployment's state for history.json: as this session left it, else as read (the
+        refresh repairs nothing in other logs: that is their own next writer's job)."""
+        s = self._streams.get(deployment)
+        return s.state if s is not None else read_stream(self.paths, deployment).resolved.state
 
-    def _import_backend_ai(self) -> None:
-        """Turn Backend.AI's history.json into logs, once; keep a copy if anything is left out."""
-        p = self.projection.projection
-        assert p is not None
-        left_out = 0
-        for dep in p.deployments:
-            messages = self.projection.messages(dep)
-            if not is_valid_deployment_id(dep) or self.paths.log(dep).exists() or dep in self.projection.bad:
-                left_out += max(len(messages), 1)
+    def _remove_leftover_tmp_files(self, *folders: Path) -> None:
+        """Temp files a crashed writer left, in `folders` (default: all of the store's). Done when
+        refreshing history.json and when replacing a log, not on every turn: it lists folders.
+        We hold the lock, and only lock holders write tmp files: any present is a leftover."""
+        for d in folders or (self.paths.root, self.paths.own, self.paths.logs, self.paths.kept):
+            try:
+                names = os.listdir(d)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            rounds = foreign_rounds(self.projection, dep)
-            left_out += len(messages) - 2 * len(rounds)
-            state = StreamState(rounds, len(rounds))
-            if rounds:
-                self._rewrite(dep, state)
-            self._changed[dep] = state
-        if left_out:
-            self._quarantine(self.paths.projection, self.projection.raw or b"", "Backend.AI history")
-            self.warn(f"imported Backend.AI's history.json; {left_out} message(s) that form no round were left out")
-        for dep in self.paths.logged_deployments():
-            self._changed.setdefault(dep, self.stream(dep).state)
-        self.projection = ProjectionRead(None, None)
+            for n in names:
+                if is_tmp_name(n):
+                    try:
+                        os.unlink(d / n)
+                    except FileNotFoundError:
+                        pass
 
 
 def _take_back(fd: int, start: int, length: int) -> bool:
@@ -309,13 +357,8 @@ def _take_back(fd: int, start: int, length: int) -> bool:
         return False
 
 
-def _messages(rounds: list[RoundEvent]) -> list[Message]:
-    return [m for r in rounds for m in messages_of_round(r)]
-
-
 def open_root(paths: StorePaths) -> None:
     try:
         ensure_private_dir(paths.root)
     except OSError as e:
         raise StoreWriteError(f"the store directory {paths.root}", e) from e
-

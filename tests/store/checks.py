@@ -6,13 +6,23 @@ from pathlib import Path
 
 import msgspec
 
-from eventlog import Caps, Store
+from eventlog import Caps, Store, is_uuid
 from eventlog._events import BaseEvent, RoundEvent
 from eventlog._scan import scan_stream
 
+# Deployment ids of Backend.AI's kind (UUIDs): only these are projected into history.json.
+D1 = "00000000-0000-4000-8000-0000000000d1"
+D2 = "00000000-0000-4000-8000-0000000000d2"
+
 
 def log_path(root: Path, deployment: str) -> Path:
-    return Path(root) / "logs" / f"{deployment}.jsonl"
+    return Path(root) / "bai" / "logs" / f"{deployment}.jsonl"
+
+
+def kept_copies(root: Path, name: str) -> list[Path]:
+    """The copies of `name` kept aside (bai/kept), oldest first."""
+    kept = Path(root) / "bai" / "kept"
+    return sorted(p for p in kept.iterdir() if p.name.startswith(name + ".")) if kept.exists() else []
 
 
 def log_events(root: Path, deployment: str):
@@ -60,8 +70,12 @@ def assert_within_caps(root: Path, deployment: str, caps: Caps) -> None:
 
 
 def assert_projection_matches(root: Path, deployment: str, expected: list[tuple[str, str]]) -> None:
-    """P7: history.json holds exactly the visible rounds (after a writer ran)."""
+    """P7: history.json holds exactly the visible rounds of a UUID deployment, and nothing of
+    any other (Backend.AI would refuse the whole file), once a writer refreshed it."""
     doc = msgspec.json.decode((Path(root) / "history.json").read_bytes())
+    if not is_uuid(deployment):
+        assert deployment not in doc["deployments"], deployment
+        return
     entry = doc["deployments"].get(deployment, [])
     got = [(entry[i]["content"], entry[i + 1]["content"]) for i in range(0, len(entry), 2)]
     assert [m["role"] for m in entry] == ["user", "assistant"] * (len(entry) // 2)

@@ -26,7 +26,11 @@ def root(tmp_path):
 
 @pytest.fixture
 def make_store(root, warnings):
+    """A store that refreshes history.json after every save (refresh_share=0), so the tests of
+    P7 see it current; the rate limit has tests of its own."""
+
     def make(caps: Caps = Caps(), **kw) -> Store:
+        kw.setdefault("refresh_share", 0)
         return Store(root, caps=caps, warn=warnings, **kw)
 
     return make

@@ -19,6 +19,17 @@ from .checks import assert_log_chain_valid, assert_projection_matches, assert_wi
 CAPS = Caps(messages=6)  # 3 rounds: the workload goes over it, so appends compact
 KEEP = CAPS.messages // 2
 
+# Deployments of Backend.AI's kind (UUIDs), so history.json is written and checked too; "n" is a
+# bai-only name, never in history.json.
+A, B, C, Z = (f"00000000-0000-4000-8000-00000000000{x}" for x in "abcf")
+N = "named"
+
+
+def make_store(root: Path, warn=lambda m: None) -> Store:
+    """The store the crash tests drive: history.json refreshed after every save (refresh_share=0),
+    so its state after a crash is as demanding as it gets."""
+    return Store(root, caps=CAPS, warn=warn, refresh_share=0)
+
 Pair = tuple[str, str]
 Op = tuple  # ("round", dep, user, assistant) | ("clear", dep) | ("compact",)
 
@@ -40,23 +51,25 @@ def _round(dep: str, n: int) -> Op:
     return ("round", dep, f"q{n}-{dep}{extra}", f"a{n}-{dep}")
 
 
-SEED: list[Op] = [_round("a", 0), _round("a", 1), _round("b", 2)]
+SEED: list[Op] = [_round(A, 0), _round(A, 1), _round(B, 2), _round(N, 3)]
 
 WORKLOAD: list[Op] = [
-    _round("a", 10),  # a: 3 rounds, a plain append
-    _round("b", 11),
-    _round("a", 12),  # a over its cap: the append is a compaction
-    _round("b", 13),
-    ("clear", "a"),  # tombstone, then compaction
-    _round("a", 14),  # first round after the clear
-    _round("c", 15),  # a new deployment: a new log file
-    _round("b", 16),  # b over its cap
+    _round(A, 10),  # a: 3 rounds, a plain append
+    _round(B, 11),
+    _round(A, 12),  # a over its cap: the append is a compaction
+    _round(B, 13),
+    ("clear", A),  # tombstone, then compaction
+    _round(A, 14),  # first round after the clear
+    _round(C, 15),  # a new deployment: a new log file
+    _round(B, 16),  # b over its cap
+    _round(N, 18),  # a bai-only deployment: history.json untouched
     ("compact",),
-    _round("a", 17),
-    ("clear", "c"),
+    _round(A, 17),
+    ("clear", C),
+    ("clear", N),
 ]
 
-DEPLOYMENTS = ["a", "b", "c", "z"]  # z: only ever written by the checks
+DEPLOYMENTS = [A, B, C, N, Z]  # z: only ever written by the checks
 
 
 def apply(store: Store, op: Op):
@@ -99,7 +112,7 @@ class Expected:
 
 
 def seed_store(root: Path, warn=lambda m: None) -> Expected:
-    store = Store(root, caps=CAPS, warn=warn)
+    store = make_store(root, warn)
     exp = Expected()
     for op in SEED:
         exp.ack(op, apply(store, op))
@@ -125,7 +138,7 @@ def run_workload(store: Store, exp: Expected, ops: list[Op] = WORKLOAD, on_error
 def check_visible(root: Path, exp: Expected, inflight: Op | None, warn, where: str) -> dict[str, list[Pair]]:
     """P1/P3/P5: each deployment shows the acknowledged rounds (within the cap), plus at most
     the in-flight operation's effect; acknowledged rounds keep their seqs; seqs are contiguous."""
-    store = Store(root, caps=CAPS, warn=warn)
+    store = make_store(root, warn)
     seen = {}
     for dep in DEPLOYMENTS:
         rounds = store.rounds(dep)
@@ -149,7 +162,7 @@ def check_seqs(rounds: list[RoundEvent], exp: Expected, where: str) -> None:
 def check_after_writer(root: Path, expected: dict[str, list[Pair]], touched: list[str], where: str) -> None:
     """After a writer ran: visible as expected, history.json matches (P7), logs the writer touched
     hold a valid chain (P3/P4) of exactly the visible rounds, everything within the caps (P8)."""
-    store = Store(root, caps=CAPS, warn=lambda m: None)
+    store = make_store(root)
     for dep in DEPLOYMENTS:
         assert pairs(store.rounds(dep)) == expected[dep], f"{where}: {dep}"
         assert_projection_matches(root, dep, expected[dep])

@@ -26,7 +26,7 @@ under `top` with what the disk would hold after power comes back:
     current    everything as the process left it (what a SIGKILL leaves)
 
 mtimes follow the model too, on a logical clock in the past: the store compares mtimes of
-history.json and the logs to find logs written after the projection.
+history.json and the logs to find logs written after its last refresh.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ _SHIFT_NS = 3600 * 10**9  # rebuilt mtimes are moved an hour back, so any real w
 _TICK_NS = 1000  # the logical clock: every modification is 1 us after the previous one
 
 
-_VARYING = re.compile(r"(?<=\.tmp\.)\d+\.[0-9a-f]+|(?<=\.corrupt-)[0-9TZ.]+")
+_VARYING = re.compile(r"(?<=\.tmp\.)\d+\.[0-9a-f]+|(?<=\.)\d{8}T\d{6}\.\d{6}Z")  # tmp and kept-copy names
 
 
 class PowerLoss(BaseException):

@@ -48,7 +48,7 @@ def install(point: str, dep: str) -> None:
         real_replace(src, dst, **kw)
         if point == "compaction:after-replace" and name == log:
             _die()  # in place, but the directory not fsynced
-        if ".corrupt-" in name:
+        if Path(dst).parent.name == "kept":
             state["quarantined"] = True
 
     def open_(path, flags, mode=0o777, **kw):
@@ -74,7 +74,8 @@ def main() -> None:
     mode, args = sys.argv[1], json.loads(sys.argv[2])
     from eventlog import Caps, Store
 
-    store = Store(args["root"], caps=Caps(messages=args["messages"]), warn=lambda m: print(m, file=sys.stderr))
+    store = Store(args["root"], caps=Caps(messages=args["messages"]), warn=lambda m: print(m, file=sys.stderr),
+                  refresh_share=0)  # history.json refreshed on every save: a kill can land in it
     dep = args["dep"]
     if mode == "loop":
         out = sys.stdout.buffer

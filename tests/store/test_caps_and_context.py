@@ -3,30 +3,30 @@
 import pytest
 
 from eventlog import Caps
-from .checks import assert_log_chain_valid, assert_projection_matches, assert_within_caps, pairs
+from .checks import D1, D2, assert_log_chain_valid, assert_projection_matches, assert_within_caps, log_path, pairs
 
 
 @pytest.mark.parametrize("cap", [2, 3, 4, 7, 20])
 def test_message_cap_keeps_the_newest_whole_rounds(make_store, root, cap):
     store = make_store(Caps(messages=cap))
     for i in range(30):
-        store.record_round("d1", f"q{i}", f"a{i}")
-        assert_within_caps(root, "d1", Caps(messages=cap))
+        store.record_round(D1, f"q{i}", f"a{i}")
+        assert_within_caps(root, D1, Caps(messages=cap))
     kept = cap // 2
     expected = [(f"q{i}", f"a{i}") for i in range(30 - kept, 30)]
-    assert pairs(store.rounds("d1")) == expected
-    assert [r.seq for r in store.rounds("d1")] == list(range(31 - kept, 31))  # seqs never renumbered
-    assert_log_chain_valid(root, "d1")
-    assert_projection_matches(root, "d1", expected)
+    assert pairs(store.rounds(D1)) == expected
+    assert [r.seq for r in store.rounds(D1)] == list(range(31 - kept, 31))  # seqs never renumbered
+    assert_log_chain_valid(root, D1)
+    assert_projection_matches(root, D1, expected)
 
 
 def test_byte_cap_drops_oldest_first(make_store, root):
     caps = Caps(messages=1000, bytes=4096)
     store = make_store(caps)
     for i in range(60):
-        store.record_round("d1", f"q{i} " + "x" * 200, f"a{i} " + "y" * 200)
-        assert_within_caps(root, "d1", caps)
-    rounds = store.rounds("d1")
+        store.record_round(D1, f"q{i} " + "x" * 200, f"a{i} " + "y" * 200)
+        assert_within_caps(root, D1, caps)
+    rounds = store.rounds(D1)
     assert 3 <= len(rounds) < 10
     assert rounds[-1].user.startswith("q59 ")
     assert [r.seq for r in rounds] == list(range(61 - len(rounds), 61))
@@ -36,44 +36,44 @@ def test_multibyte_text_counts_in_bytes(make_store, root):
     caps = Caps(messages=1000, bytes=3000)
     store = make_store(caps)
     for i in range(20):
-        store.record_round("d1", "\U0001F600" * 100, "\u00e9" * 100)
-        assert_within_caps(root, "d1", caps)
+        store.record_round(D1, "\U0001F600" * 100, "\u00e9" * 100)
+        assert_within_caps(root, D1, caps)
 
 
 def test_round_larger_than_the_caps_is_not_written_and_history_stays(make_store, root):
     store = make_store(Caps(bytes=1000))
-    store.record_round("d1", "small", "ok")
-    before = (root / "logs" / "d1.jsonl").read_bytes()
-    recorded = store.record_round("d1", "z" * 5000, "big")
+    store.record_round(D1, "small", "ok")
+    before = log_path(root, D1).read_bytes()
+    recorded = store.record_round(D1, "z" * 5000, "big")
     assert (recorded.kept, recorded.seq, recorded.dropped_rounds) == (False, 0, 0)
-    assert pairs(store.rounds("d1")) == [("small", "ok")]  # making room would have dropped everything
-    assert (root / "logs" / "d1.jsonl").read_bytes() == before
-    assert store.record_round("d1", "next", "ok").seq == 2
+    assert pairs(store.rounds(D1)) == [("small", "ok")]  # making room would have dropped everything
+    assert log_path(root, D1).read_bytes() == before
+    assert store.record_round(D1, "next", "ok").seq == 2
 
 
 def test_a_message_cap_below_one_round_keeps_nothing(make_store, root):
     store = make_store(Caps(messages=1))
-    assert not store.record_round("d1", "q", "a").kept
-    assert store.rounds("d1") == [] and not (root / "logs" / "d1.jsonl").exists()
+    assert not store.record_round(D1, "q", "a").kept
+    assert store.rounds(D1) == [] and not log_path(root, D1).exists()
 
 
 def test_recorded_reports_dropped_rounds(make_store):
     store = make_store(Caps(messages=4))
-    assert store.record_round("d1", "1", "a").dropped_rounds == 0
-    assert store.record_round("d1", "2", "a").dropped_rounds == 0
-    r = store.record_round("d1", "3", "a")
+    assert store.record_round(D1, "1", "a").dropped_rounds == 0
+    assert store.record_round(D1, "2", "a").dropped_rounds == 0
+    r = store.record_round(D1, "3", "a")
     assert r.kept and r.dropped_rounds == 1
 
 
 def test_lowering_a_cap_applies_on_compact(make_store, root):
-    make_store(Caps(messages=100)).record_round("d1", "0", "a")
+    make_store(Caps(messages=100)).record_round(D1, "0", "a")
     big = make_store(Caps(messages=100))
     for i in range(1, 10):
-        big.record_round("d1", str(i), "a")
+        big.record_round(D1, str(i), "a")
     small = make_store(Caps(messages=4))
-    assert len(small.rounds("d1")) == 2  # readers apply the cap at once
+    assert len(small.rounds(D1)) == 2  # readers apply the cap at once
     small.compact()
-    assert_within_caps(root, "d1", Caps(messages=4))
+    assert_within_caps(root, D1, Caps(messages=4))
 
 
 def test_caps_are_per_deployment(make_store, root):
@@ -93,8 +93,8 @@ def test_caps_are_per_deployment(make_store, root):
 def test_context_is_the_last_k_messages_in_whole_rounds(make_store, limit, expected):
     store = make_store()
     for i in range(5):
-        store.record_round("d1", f"q{i}", f"a{i}")
-    context = store.context("d1", limit)
+        store.record_round(D1, f"q{i}", f"a{i}")
+    context = store.context(D1, limit)
     assert [m["content"] for m in context if m["role"] == "user"] == expected
     assert [m["role"] for m in context] == ["user", "assistant"] * len(expected)  # never starts with assistant
     assert all(set(m) == {"role", "content"} for m in context)  # only role and content go on the wire
@@ -105,9 +105,9 @@ def test_context_is_the_last_k_messages_in_whole_rounds(make_store, limit, expec
 def test_context_replays_every_round_there_is_up_to_the_limit(make_store, stored):
     store = make_store()
     for i in range(stored):
-        store.record_round("d1", f"q{i}", f"a{i}")
+        store.record_round(D1, f"q{i}", f"a{i}")
     for limit in (0, 1, 2, 3, 4, 5, 10, 11, 16):
-        replayed = store.context("d1", limit)
+        replayed = store.context(D1, limit)
         assert len(replayed) == 2 * min(stored, limit // 2), (stored, limit)
         assert [m["content"] for m in replayed[::2]] == [f"q{i}" for i in range(stored - len(replayed) // 2, stored)]
 
@@ -119,7 +119,7 @@ def test_context_of_an_unknown_deployment_is_empty(make_store, root):
 
 def test_negative_limit_is_refused(make_store):
     with pytest.raises(ValueError):
-        make_store().context("d1", -1)
+        make_store().context(D1, -1)
 
 
 def test_listing_counts_messages_bytes_and_times(make_store, root):
@@ -132,33 +132,33 @@ def test_listing_counts_messages_bytes_and_times(make_store, root):
     listing = store.deployments()
     assert [d.deployment for d in listing] == ["a-dep", "b-dep"]  # cleared ones are not listed
     b = listing[1]
-    assert b.messages == 4 and b.bytes == (root / "logs" / "b-dep.jsonl").stat().st_size
+    assert b.messages == 4 and b.bytes == log_path(root, "b-dep").stat().st_size
     assert b.first_at == "2026-01-01T00:00:00.000+00:00" and b.last_at >= b.first_at
 
 
 def test_history_messages_carry_metadata(make_store):
     store = make_store()
-    store.record_round("d1", "q", "a", model="m1", finish_reason="length", usage={"prompt_tokens": 7}, user_at="T0")
-    user, assistant = store.history("d1")
-    assert (user.role, user.content, user.created_at) == ("user", "q", "T0")
+    store.record_round(D1, "q", "a", model="m1", finish_reason="length", usage={"prompt_tokens": 7}, user_at="2026-01-01T00:00:00.000+00:00")
+    user, assistant = store.history(D1)
+    assert (user.role, user.content, user.created_at) == ("user", "q", "2026-01-01T00:00:00.000+00:00")
     assert (assistant.role, assistant.model, assistant.finish_reason, assistant.usage) == ("assistant", "m1", "length", {"prompt_tokens": 7})
 
 
 def test_clear_removes_history_and_keeps_seq_going(make_store, root):
     store = make_store()
     for i in range(3):
-        store.record_round("d1", str(i), "a")
-    store.record_round("d2", "other", "a")
-    assert store.clear("d1") == 6
-    assert store.rounds("d1") == [] and pairs(store.rounds("d2")) == [("other", "a")]
-    assert store.record_round("d1", "new", "a").seq == 5  # 1-3 rounds, 4 the clear
-    assert_log_chain_valid(root, "d1")
+        store.record_round(D1, str(i), "a")
+    store.record_round(D2, "other", "a")
+    assert store.clear(D1) == 6
+    assert store.rounds(D1) == [] and pairs(store.rounds(D2)) == [("other", "a")]
+    assert store.record_round(D1, "new", "a").seq == 5  # 1-3 rounds, 4 the clear
+    assert_log_chain_valid(root, D1)
     assert store.clear("never-used") == 0
 
 
 def test_clear_all(make_store):
     store = make_store()
-    for d in ("d1", "d2", "d3"):
+    for d in (D1, D2, "d3"):
         store.record_round(d, "q", "a")
     assert store.clear_all() == 6
     assert store.deployments() == []

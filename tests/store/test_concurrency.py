@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .checks import assert_log_chain_valid, assert_projection_matches, visible
+from .checks import D1, assert_log_chain_valid, assert_projection_matches, visible
 from eventlog import Caps
 
 SOAK = int(os.environ.get("BAI_SOAK", "1"))
@@ -15,10 +15,10 @@ SOAK = int(os.environ.get("BAI_SOAK", "1"))
 WRITER = """
 import sys
 from eventlog import Caps, Store
-root, name, n, cap = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-store = Store(root, caps=Caps(messages=cap, bytes=1 << 24), lock_timeout=60)
+root, name, n, cap, dep = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+store = Store(root, caps=Caps(messages=cap, bytes=1 << 24), lock_timeout=60, refresh_share=0)
 for i in range(n):
-    r = store.record_round("shared", f"{name}-{i}", f"answer {name}-{i}")
+    r = store.record_round(dep, f"{name}-{i}", f"answer {name}-{i}")
     print(r.seq, f"{name}-{i}", flush=True)
 """
 
@@ -26,13 +26,13 @@ READER = """
 import json, sys, time
 import msgspec
 from eventlog import Caps, Store
-root, cap, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+root, cap, seconds, dep = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 warnings = []
 store = Store(root, caps=Caps(messages=cap, bytes=1 << 24), warn=warnings.append)
 last, polls, problems = 0, 0, []
 deadline = time.monotonic() + seconds
 while time.monotonic() < deadline:
-    rounds = store.rounds("shared")
+    rounds = store.rounds(dep)
     polls += 1
     seqs = [r.seq for r in rounds]
     if seqs != sorted(set(seqs)) or any(b != a + 1 for a, b in zip(seqs, seqs[1:])):
@@ -54,11 +54,13 @@ print(json.dumps({"polls": polls, "last": last, "problems": problems[:5], "warni
 """
 
 
-def _run(root, processes, rounds_each, cap):
+def _run(root, processes, rounds_each, cap, dep="shared"):
+    """`processes` writers of `rounds_each` rounds to `dep`, each refreshing history.json after
+    every save (refresh_share=0), and a reader polling beside them."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(root), str(cap), str(4 * SOAK)], stdout=subprocess.PIPE, text=True, env=env)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(root), str(cap), str(4 * SOAK), dep], stdout=subprocess.PIPE, text=True, env=env)
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(root), f"p{k}", str(rounds_each), str(cap)], stdout=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen([sys.executable, "-c", WRITER, str(root), f"p{k}", str(rounds_each), str(cap), dep], stdout=subprocess.PIPE, text=True, env=env)
         for k in range(processes)
     ]
     acks = []
@@ -93,12 +95,12 @@ def test_concurrent_writers_each_round_exactly_once(root, processes):
 
 def test_concurrent_writers_with_compaction(root):
     cap = 20
-    acks, reader = _run(root, 8, 15 * SOAK, cap)
+    acks, reader = _run(root, 8, 15 * SOAK, cap, dep=D1)
     seqs = sorted(s for s, _ in acks)
     assert seqs == list(range(1, len(acks) + 1))
     newest = sorted(acks)[-cap // 2 :]
-    rounds = visible(root, "shared", Caps(messages=cap, bytes=1 << 24))
+    rounds = visible(root, D1, Caps(messages=cap, bytes=1 << 24))
     assert [(r.seq, r.user) for r in rounds] == newest
-    assert_log_chain_valid(root, "shared")
-    assert_projection_matches(root, "shared", [(u, f"answer {u}") for _, u in newest])
+    assert_log_chain_valid(root, D1)
+    assert_projection_matches(root, D1, [(u, f"answer {u}") for _, u in newest])
     assert reader["problems"] == [], reader

@@ -10,6 +10,8 @@ import pytest
 
 from eventlog import Caps, InvalidDeploymentId, Store, is_valid_deployment_id
 
+from .checks import D1, log_path
+
 
 def _modes(root):
     out = {}
@@ -27,14 +29,17 @@ def test_permissions_whatever_the_umask(tmp_path, umask):
     try:
         store = Store(root, caps=Caps(messages=4), warn=lambda m: None)
         for i in range(4):
-            store.record_round("d1", "q", "a")  # appends and compactions
-        (root / "history.json").write_bytes(b"{corrupt")  # so a quarantine copy is written too
+            store.record_round(D1, "q", "a")  # appends and compactions
+            store.record_round("named", "q", "a")
+        (root / "history.json").write_bytes(b"{corrupt")  # so a kept-aside copy is written too
         os.chmod(root / "history.json", 0o600)
-        store.clear("d1")
+        store.clear(D1)
+        store.clear("named")
     finally:
         os.umask(old)
     modes = _modes(tmp_path / "home")
-    assert any(".corrupt-" in p for p in modes)
+    assert any("/bai/kept/history.json." in p for p in modes)
+    assert any(p.endswith("exported-stamp.json") for p in modes)
     for path, mode in modes.items():
         want = 0o700 if os.path.isdir(path) else 0o600
         assert mode == want, f"{path}: {oct(mode)}"
@@ -100,10 +105,13 @@ def test_busy_store_is_a_clear_error(tmp_path):
 
 def test_leftover_tmp_files_are_removed_by_the_next_writer(make_store, root):
     store = make_store()
-    store.record_round("d1", "q", "a")
+    store.record_round(D1, "q", "a")
+    logs = log_path(root, D1).parent
     (root / ".history.json.tmp.99999.abcd").write_bytes(b"half")
-    (root / "logs" / ".d1.jsonl.tmp.99999.abcd").write_bytes(b"half")
-    assert [r.user for r in store.rounds("d1")] == ["q"]
-    store.record_round("d1", "q2", "a2")
-    leftovers = [p for p in list(os.listdir(root)) + list(os.listdir(root / "logs")) if ".tmp." in p]
+    (logs / f".{D1}.jsonl.tmp.99999.abcd").write_bytes(b"half")
+    (root / "bai" / ".exported.json.tmp.99999.abcd").write_bytes(b"half")
+    assert [r.user for r in store.rounds(D1)] == ["q"]
+    assert [p for p in os.listdir(logs) if ".tmp." in p]  # readers never write
+    store.record_round(D1, "q2", "a2")  # refreshes history.json: looks for leftovers
+    leftovers = [p for d in (root, logs, root / "bai") for p in os.listdir(d) if ".tmp." in p]
     assert leftovers == []

@@ -13,10 +13,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from eventlog import Caps, Store
 from eventlog._events import RoundEvent, encode_line
-from .checks import assert_log_chain_valid, assert_projection_matches, assert_within_caps, log_path, pairs
+from .checks import D1, D2, assert_log_chain_valid, assert_projection_matches, assert_within_caps, log_path, pairs
 
 CAPS = Caps(messages=7, bytes=1 << 20)  # an odd cap: 3 whole rounds
-DEPLOYMENTS = st.sampled_from(["d1", "d2"])
+DEPLOYMENTS = st.sampled_from([D1, D2])
 TEXT = st.text(max_size=40) | st.sampled_from(["\n", "\u2028", "\x00", "\U0001F600", '"}\n{'])
 
 
@@ -26,9 +26,9 @@ class StoreModel(RuleBasedStateMachine):
         self.dir = Path(tempfile.mkdtemp(prefix="bai-model-"))
         self.root = self.dir / "store"
         self.warnings = []
-        self.store = Store(self.root, caps=CAPS, warn=self.warnings.append)
-        self.model = {"d1": [], "d2": []}  # every acknowledged round since the last clear
-        self.seq = {"d1": 0, "d2": 0}  # the last seq each stream has used
+        self.store = Store(self.root, caps=CAPS, warn=self.warnings.append, refresh_share=0)
+        self.model = {D1: [], D2: []}  # every acknowledged round since the last clear
+        self.seq = {D1: 0, D2: 0}  # the last seq each stream has used
         self.saved_projections = []
         self.wrote = False
         self.torn = set()  # streams with a torn tail no writer has recovered yet
@@ -72,7 +72,7 @@ class StoreModel(RuleBasedStateMachine):
     def torn_inflight_append(self, dep, fraction):
         # A writer killed mid-write: part of the next record, never acknowledged.
         line = encode_line(RoundEvent(v=1, seq=self.seq[dep] + 1, deployment=dep, ts="t", user="torn", assistant="torn"))
-        os.makedirs(self.root / "logs", exist_ok=True)
+        os.makedirs(log_path(self.root, dep).parent, exist_ok=True)
         with open(log_path(self.root, dep), "ab") as f:
             f.write(line[: int(len(line) * fraction)])
         self.torn.add(dep)
@@ -80,7 +80,7 @@ class StoreModel(RuleBasedStateMachine):
     @precondition(lambda self: self.saved_projections)
     @rule(pick=st.integers(0, 50))
     def stale_projection(self, pick):
-        # A writer died between its log write and the history.json refresh.
+        # An old history.json of bai's put back (a backup restored; a crash before its stamp).
         old = self.saved_projections[pick % len(self.saved_projections)]
         (self.root / "history.json").write_bytes(old)
         os.utime(self.root / "history.json", ns=(1, 1))
@@ -88,15 +88,15 @@ class StoreModel(RuleBasedStateMachine):
     @precondition(lambda self: self.root.exists())
     @rule()
     def leftover_temp_file(self):
-        (self.root / f".history.json.tmp.{os.getpid()}.dead").write_bytes(b'{"deployments": {"d1": [')
+        (self.root / f".history.json.tmp.{os.getpid()}.dead").write_bytes(b'{"deployments": {D1: [')
 
     @rule()
     def reopen(self):
-        self.store = Store(self.root, caps=CAPS, warn=self.warnings.append)
+        self.store = Store(self.root, caps=CAPS, warn=self.warnings.append, refresh_share=0)
 
     @invariant()
     def shows_the_models_tail(self):
-        for dep in ("d1", "d2"):
+        for dep in (D1, D2):
             assert pairs(self.store.rounds(dep)) == self._expected(dep)
             assert len(self.store.context(dep, 4)) == 2 * min(2, len(self._expected(dep)))
 
@@ -105,12 +105,12 @@ class StoreModel(RuleBasedStateMachine):
         if not self.wrote:
             return
         self.wrote = False
-        for dep in ("d1", "d2"):
+        for dep in (D1, D2):
             if log_path(self.root, dep).exists():
                 assert_log_chain_valid(self.root, dep, allow_torn_tail=dep in self.torn)
             assert_within_caps(self.root, dep, CAPS)
             if not (self.root / "history.json").exists():
-                assert self.seq == {"d1": 0, "d2": 0}  # only a store never written has none
+                assert self.seq == {D1: 0, D2: 0}  # only a store never written has none
                 continue
             doc = msgspec.json.decode((self.root / "history.json").read_bytes())
             if dep in doc["deployments"]:

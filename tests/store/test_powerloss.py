@@ -19,11 +19,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from eventlog import Store
-
-from .checks import assert_projection_matches, assert_within_caps, pairs, visible
+from .checks import assert_within_caps, pairs, visible
 from .crashload import (
-    CAPS, DEPLOYMENTS, KEEP, WORKLOAD, Expected, Warned, check_after_writer, check_visible, run_workload, seed_store,
+    A, B, CAPS, DEPLOYMENTS, KEEP, WORKLOAD, Z, Expected, Warned, check_after_writer, check_visible, make_store, run_workload, seed_store,
 )
 from .crashsim import REAL, VARIANTS, Disk, PowerLoss, fsync_without_disk, write_tree
 
@@ -31,8 +29,8 @@ SOAK = max(1, int(os.environ.get("BAI_SOAK", "1")))
 
 # The first writer after the power comes back: compaction of everything, or a chat round on a
 # deployment that may or may not need repair (z: history.json must still be repaired for a and b).
-WRITERS = [("compact",), ("round", "a", "after-q", "after-a"), ("round", "b", "after-q", "after-a"),
-           ("round", "z", "after-q", "after-a")]
+WRITERS = [("compact",), ("round", A, "after-q", "after-a"), ("round", B, "after-q", "after-a"),
+           ("round", Z, "after-q", "after-a")]
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +58,7 @@ def _fresh(template, world: Path) -> Expected:
 
 def _run_until_power_loss(world: Path, exp: Expected, crash_at: int | None) -> tuple[Disk, bool]:
     disk = Disk(world, crash_at=crash_at)
-    store = Store(world / "store", caps=CAPS, warn=lambda m: None)
+    store = make_store(world / "store", lambda m: None)
     with disk.armed():
         try:
             run_workload(store, exp)
@@ -70,7 +68,7 @@ def _run_until_power_loss(world: Path, exp: Expected, crash_at: int | None) -> t
 
 
 def _apply_writer(root: Path, writer, warn) -> None:
-    store = Store(root, caps=CAPS, warn=warn)
+    store = make_store(root, warn)
     if writer[0] == "compact":
         store.compact()
     else:
@@ -96,7 +94,7 @@ def _check_recovered(root: Path, exp: Expected, inflight, writer, where: str) ->
     after = _with_writer(seen, writer)
     touched = DEPLOYMENTS if writer[0] == "compact" else [writer[1]]
     check_after_writer(root, after, touched, f"{where}, after {writer}")  # P7 whichever writer ran first
-    Store(root, caps=CAPS, warn=warned).compact()
+    make_store(root, warned).compact()
     check_after_writer(root, after, DEPLOYMENTS, f"{where}, after compact")
     # a crash under the append protocol leaves at most a torn tail and a stale history.json: neither is damage
     assert not [w for w in warned if "damaged" in w or "ignoring" in w or "corrupt" in w], (where, warned)
@@ -248,7 +246,7 @@ def test_power_loss_during_recovery_changes_nothing(template, tmp_path):
                 done.add(key)
                 where = f"crash {n} ({trace[n - 1]}) {variant}, then crash {m} ({inner.calls[-1]}) in {writer}, {v2}"
                 write_tree(world, tree2, inner.mtimes)
-                store = Store(world / "store", caps=CAPS, warn=lambda msg: None)
+                store = make_store(world / "store", lambda msg: None)
                 now = {dep: pairs(store.rounds(dep)) for dep in DEPLOYMENTS}
                 for dep in DEPLOYMENTS:
                     assert now[dep] in ok[dep], f"{where}: {dep} shows {now[dep]}, was {before[dep]}"
@@ -258,38 +256,15 @@ def test_power_loss_during_recovery_changes_nothing(template, tmp_path):
     assert nested > 8 * 20, nested
 
 
-def test_stale_projection_is_rebuilt_when_mtimes_tie(template, tmp_path):
-    """P7: a writer that died between its log append and the history.json refresh leaves a stale
-    projection; the next writer must rebuild it, even when it writes another deployment. The
-    store finds such logs by mtime only; on kernels with coarse file timestamps (one clock tick,
-    1-10 ms) a log appended right after history.json was written has the same mtime, which this
-    test pins with os.utime."""
-    trace = _trace(template, tmp_path)
-    world = tmp_path / "world"
-    root = world / "store"
-    # the power goes right after the first round's log fsync: a@10 is in the log, not in history.json
-    n = next(i for i, (name, detail) in enumerate(trace) if name == "fsync" and detail == "a.jsonl") + 2
-    exp = _fresh(template, world)
-    disk, crashed = _run_until_power_loss(world, exp, n)
-    assert crashed and exp.inflight == WORKLOAD[0]
-    write_tree(world, disk.after("durable"), disk.mtimes)
-    expected_a = pairs(visible(root, "a", CAPS))
-    assert expected_a[-1] == WORKLOAD[0][2:]  # the round is in the log, so it is visible
-    t = os.stat(root / "history.json").st_mtime_ns
-    os.utime(root / "logs" / "a.jsonl", ns=(t, t))  # written in the same clock tick
-    Store(root, caps=CAPS, warn=lambda m: None).record_round("b", "q-b", "a-b")
-    assert_projection_matches(root, "a", expected_a)
-
-
 def test_first_round_of_a_new_store_survives_power_loss(tmp_path):
     """P1 for the very first round: the store creates its root (and logs/) itself."""
     top = tmp_path / "home"
     top.mkdir()
     disk = Disk(top)
     with disk.armed():
-        Store(top / "store", caps=CAPS, warn=lambda m: None).record_round("a", "first", "answer")
+        make_store(top / "store", lambda m: None).record_round(A, "first", "answer")
     write_tree(top, disk.after("durable"), disk.mtimes)
-    assert pairs(visible(top / "store", "a", CAPS)) == [("first", "answer")]
+    assert pairs(visible(top / "store", A, CAPS)) == [("first", "answer")]
 
 
 def test_round_acknowledged_despite_failed_projection_refresh_survives_power_loss(tmp_path):
@@ -309,8 +284,8 @@ def test_round_acknowledged_despite_failed_projection_refresh_survives_power_los
             return modelled_fsync(fd)
 
         os.fsync = fsync  # on top of the model's; armed() restores what was there before
-        Store(top / "store", caps=CAPS, warn=warned).record_round("a", "first", "answer")
-    assert warned.matching("history.json could not be refreshed"), warned
+        make_store(top / "store", warned).record_round(A, "first", "answer")
+    assert warned.matching("could not be refreshed"), warned
     for variant in ("durable", "torn-all", "zeros"):
         write_tree(top, disk.after(variant), disk.mtimes)
-        assert pairs(visible(top / "store", "a", CAPS)) == [("first", "answer")], variant
+        assert pairs(visible(top / "store", A, CAPS)) == [("first", "answer")], variant
