@@ -1,10 +1,10 @@
-"""What every command shares: the store, the two settings files, and how warnings are shown."""
+"""What every command shares: the store, the settings, and how warnings are shown."""
 
 from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -33,16 +33,10 @@ class App:
             warn(message)
 
     @cached_property
-    def config(self) -> settings_t.SettingsFile:
+    def settings(self) -> settings_t.Settings:
         from . import _settings as settings
 
-        return settings.load(self._bare_store, settings.CONFIG, self.warn_once)
-
-    @cached_property
-    def cache(self) -> settings_t.SettingsFile:
-        from . import _settings as settings
-
-        return settings.load(self._bare_store, settings.CACHE, self.warn_once)
+        return settings.Settings(self._bare_store, self.warn_once)
 
     @cached_property
     def _bare_store(self) -> Store:
@@ -56,38 +50,13 @@ class App:
 
         from . import _settings as settings
 
-        return Store(caps=settings.caps_policy(self.config, self.warn_once), warn=self.warn_once)
+        return Store(caps=settings.caps_policy(self.settings), warn=self.warn_once)
 
     def deployment_config(self, deployment: str) -> settings_t.DeploymentConfig:
-        from . import _settings as settings
-
-        return self.config.entry(deployment, settings.DeploymentConfig, self.warn_once)
+        return self.settings.config(deployment)
 
     def cache_entry(self, deployment: str) -> settings_t.CacheEntry:
-        from . import _settings as settings
-
-        return self.cache.entry(deployment, settings.CacheEntry, self.warn_once)
-
-    def update(self, name: str, deployment: str, changes: dict[str, Any] | None) -> None:
-        """Read-modify-write one deployment's entry of config.json or cache.json under the lock.
-        `changes` None removes the entry; a value None removes that key."""
-        from . import _settings as settings
-
-        with self._bare_store.locked():
-            current = settings.load(self._bare_store, name, self.warn_once)  # re-read under the lock
-            entries = current.deployments
-            if changes is None:
-                entries.pop(deployment, None)
-            else:
-                entry = dict(entries.get(deployment) or {}) if isinstance(entries.get(deployment), dict) else {}
-                for key, value in changes.items():
-                    if value is None:
-                        entry.pop(key, None)
-                    else:
-                        entry[key] = value
-                entries[deployment] = entry
-            settings.save(self._bare_store, current)
-        self.__dict__.pop("config" if name == settings.CONFIG else "cache", None)
+        return self.settings.cache(deployment)
 
 
 def deployment_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

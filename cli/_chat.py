@@ -61,7 +61,7 @@ class Target:
 
 def resolve_target(app: App, req: ChatRequest) -> Target:
     config = app.deployment_config(req.deployment)
-    endpoint = req.endpoint or config.endpoint
+    endpoint = req.endpoint or config.endpoint or app.settings.backend_ai_endpoint(req.deployment)
     if not endpoint:
         raise ChatUsageError(
             f"no endpoint is set for deployment {req.deployment}: "
@@ -119,7 +119,7 @@ class ChatSession:
         """--model / config, else the cached default (24 h), else the server's first model (cached)."""
         if self.target.model:
             return self.target.model
-        cached = self.app.cache_entry(self.deployment)
+        cached = self.cached()
         if cached.default_model and cached.is_fresh():
             self.target.model = cached.default_model
             return cached.default_model
@@ -130,7 +130,7 @@ class ChatSession:
                                  f"chat-config set {self.deployment} --model M")
         max_model_len = models.max_model_len(first)
         now = settings.now_iso()
-        self.app.update(settings.CACHE, self.deployment, {
+        self._cache({
             "default_model": first, "max_model_len": max_model_len, "last_synced_at": now,
             # vLLM says its window in /v1/models; llama.cpp in /props
             "context_window": None if max_model_len else self.client.context_size(), "window_checked_at": now,
@@ -138,18 +138,29 @@ class ChatSession:
         self.target.model = first
         return first
 
+    def cached(self) -> settings.CacheEntry:
+        """What bai learned from this endpoint (nothing if the cache is of another endpoint)."""
+        return self.app.cache_entry(self.deployment).for_endpoint(self.target.endpoint)
+
+    def _cache(self, changes: dict[str, Any]) -> None:
+        """Remember something learned from the endpoint, replacing what came from another one."""
+        entry = self.app.cache_entry(self.deployment)
+        if entry.endpoint != self.target.endpoint:
+            changes = {**{k: None for k in msgspec.structs.asdict(entry)}, **changes}
+        self.app.settings.update_cache(self.deployment, {**changes, "endpoint": self.target.endpoint})
+
     def context_window(self) -> int | None:
         """The tightest of what the server said (cached: /v1/models, /props, a refusal's numbers)
         and what the user configured; when nothing is known, llama.cpp's /props is asked once a day."""
         configured = self.app.deployment_config(self.deployment).context_window
-        cached = self.app.cache_entry(self.deployment)
+        cached = self.cached()
         known = [n for n in (cached.context_window, cached.max_model_len, configured) if n]
         if known:
             return min(known)
         if cached.window_is_fresh():
             return None
         window = self.client.context_size()
-        self.app.update(settings.CACHE, self.deployment, {"context_window": window, "window_checked_at": settings.now_iso()})
+        self._cache({"context_window": window, "window_checked_at": settings.now_iso()})
         return window
 
     def turn(self, message: str, write: Write, note: Write) -> int:
@@ -171,7 +182,7 @@ class ChatSession:
                 raise
             known = e.context_length
             if known is not None and known.context_window:
-                self.app.update(settings.CACHE, self.deployment, {"context_window": known.context_window})
+                self._cache({"context_window": known.context_window})
             fewer = shrink_after_refusal(replay, known.excess if known else None, history)
             note(f"the prompt was too long for the model; retrying with {2 * (len(replay) - len(fewer))} "
                  f"fewer replayed message(s) ({2 * len(fewer)} left)")

@@ -9,7 +9,6 @@ import click
 from ._app import App, deployment_id, pass_app
 
 MASK = "********"
-CONFIG, CACHE = "config.json", "cache.json"  # as in _settings, which is not imported for --help
 
 
 def _endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -53,7 +52,7 @@ def set_(app: App, deployment: str, **values: object) -> None:
     changes = {k: (None if v == "" else v) for k, v in values.items() if v is not None}
     if not changes:
         raise click.UsageError("nothing to set: give at least one option")
-    app.update(CONFIG, deployment, changes)
+    app.settings.update_config(deployment, changes)
     click.echo(f"Updated {deployment}: {', '.join(sorted(changes))}.", err=True)
 
 
@@ -86,7 +85,7 @@ def clear(app: App, deployment: str) -> None:
     Example:
       bai deployment chat-config clear my-llm
     """
-    app.update(CONFIG, deployment, None)
+    app.settings.update_config(deployment, None)
     click.echo(f"Removed the settings of {deployment}.", err=True)
 
 
@@ -116,6 +115,7 @@ def cache_show(app: App, deployment: str, as_json: bool) -> None:
 
     entry = app.cache_entry(deployment)
     doc = msgspec.structs.asdict(entry)
+    doc["backend_ai_endpoint_url"] = app.settings.backend_ai_endpoint(deployment)
     fresh = entry.is_fresh()
     if as_json:
         doc["fresh"] = fresh
@@ -134,7 +134,7 @@ def cache_clear(app: App, deployment: str) -> None:
     Example:
       bai deployment chat-cache clear my-llm
     """
-    app.update(CACHE, deployment, None)
+    app.settings.update_cache(deployment, None)
     click.echo(f"Cleared the cache of {deployment}.", err=True)
 
 

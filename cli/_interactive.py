@@ -28,7 +28,7 @@ wrap several lines between two lines of \"\"\". Commands:
   /exit            leave (or Ctrl-D); Ctrl-C stops an answer in progress"""
 
 PROMPT, MORE = "you> ", "...> "
-HISTORY_FILE = "input_history"  # in the store's root, 0600 like the transcript it mirrors
+HISTORY_FILE = "input_history"  # in bai/, 0600 like the transcript it mirrors
 
 
 class Repl:
@@ -181,7 +181,14 @@ def _load_input_history(session: ChatSession) -> _InputHistory:
         import readline  # line editing for input(); absent on some platforms
     except ImportError:
         return _InputHistory(None)
-    path = session.app.store.paths.root / HISTORY_FILE
+    paths = session.app.store.paths
+    path = paths.own / HISTORY_FILE
+    legacy = paths.root / HISTORY_FILE  # where bai 0.1 kept it
+    if legacy.is_file() and not path.exists() and path.parent.is_dir():
+        try:
+            os.replace(legacy, path)
+        except OSError:
+            pass
     try:
         readline.read_history_file(path)
     except (FileNotFoundError, OSError):

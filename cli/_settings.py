@@ -1,9 +1,16 @@
-"""config.json (the user's settings per deployment) and cache.json (endpoint metadata).
+"""Per-deployment settings and cache, shared with Backend.AI where Backend.AI can read them.
 
-Both keep Backend.AI's shape `{"deployments": {"<id>": {...}}}`. Keys this version does not
-know are kept as they are when a file is rewritten, so either tool can read the other's. A
-file that cannot be read is a one-line warning; before it is replaced, its bytes are kept
-as `<name>.corrupt-<time>`, so nothing the user wrote is lost.
+    config.json       Backend.AI's: per UUID deployment, `token` and `model` only
+    cache.json        Backend.AI's: per UUID deployment, `endpoint_url`, `default_model`,
+                      `last_synced_at` (from its manager); bai reads it, never adds to it
+    bai/config.json   bai's own: every other setting, and every setting of a deployment
+                      whose id is not a UUID (Backend.AI would refuse the whole file over it)
+    bai/cache.json    bai's own: what bai learned from the endpoint, tied to that endpoint
+
+Backend.AI rewrites its files with only the keys it knows, so anything else of bai's there
+would be lost at its next save; and one key it cannot read makes it ignore the whole file.
+bai 0.1 put everything in the shared files: the first command that finds such entries moves
+them where they belong (a copy of anything unusable is kept aside).
 """
 
 from __future__ import annotations
@@ -14,15 +21,28 @@ from typing import Any, Callable
 
 import msgspec
 
-from eventlog import Caps, Store
+from eventlog import Caps, Store, canonical_deployment_id, is_uuid, is_valid_deployment_id
+
+from . import _settings_file as files
+from ._settings_file import SettingsFile
 
 CONFIG = "config.json"
 CACHE = "cache.json"
+OWN_CONFIG = "bai/config.json"
+OWN_CACHE = "bai/cache.json"
 CACHE_TTL_SECONDS = 24 * 3600
 DEFAULT_HISTORY_LIMIT = 10
+SHARED_CONFIG_KEYS = ("token", "model")  # Backend.AI's DeploymentChatConfigEntry
+SHARED_CACHE_KEYS = ("endpoint_url", "default_model", "last_synced_at")  # its DeploymentChatCacheEntry
+
+Warn = Callable[[str], None]
+OWN_CONFIG_KEYS = ("endpoint", "system", "history_limit", "history_cap", "history_max_bytes", "context_window")
+OWN_CACHE_KEYS = ("endpoint", "max_model_len", "context_window", "window_checked_at")
 
 
-class DeploymentConfig(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=False):
+class DeploymentConfig(msgspec.Struct, omit_defaults=True):
+    """A deployment's settings as the commands see them (both files merged)."""
+
     endpoint: str | None = None
     token: str | None = None
     model: str | None = None
@@ -33,8 +53,10 @@ class DeploymentConfig(msgspec.Struct, omit_defaults=True, forbid_unknown_fields
     context_window: int | None = None
 
 
-
 class CacheEntry(msgspec.Struct, omit_defaults=True):
+    """What bai learned from a deployment's endpoint; valid only for that endpoint."""
+
+    endpoint: str | None = None  # the endpoint the values below came from
     default_model: str | None = None
     max_model_len: int | None = None
     context_window: int | None = None
@@ -47,6 +69,10 @@ class CacheEntry(msgspec.Struct, omit_defaults=True):
     def window_is_fresh(self, now: float | None = None) -> bool:
         return _recent(self.window_checked_at, now)
 
+    def for_endpoint(self, endpoint: str) -> CacheEntry:
+        """The entry if it was learned from `endpoint`, else an empty one."""
+        return self if self.endpoint == endpoint else CacheEntry(endpoint=endpoint)
+
 
 def _recent(stamp: str | None, now: float | None = None) -> bool:
     if not stamp:
@@ -58,67 +84,178 @@ def _recent(stamp: str | None, now: float | None = None) -> bool:
     return 0 <= (now or time.time()) - synced < CACHE_TTL_SECONDS
 
 
-class SettingsFile(msgspec.Struct):
-    """One of the two files: raw entries kept whole, typed views decoded per deployment."""
+class Settings:
+    """The four files, loaded when first needed; every change is a read-modify-write under
+    the store's lock."""
 
-    name: str
-    raw: dict[str, Any] = {}  # the whole document
-    damaged: bytes | None = None  # the original bytes when they could not be read
+    def __init__(self, store: Store, warn: Warn) -> None:
+        self.store = store
+        self.warn = warn
+        self._files: dict[str, SettingsFile] = {}
+        self._migrated = False
 
-    @property
-    def deployments(self) -> dict[str, Any]:
-        return self.raw.setdefault("deployments", {})
+    def _file(self, name: str) -> SettingsFile:
+        if name not in self._files:
+            self._files[name] = files.load(self.store, name, self.warn)
+            if name in (CONFIG, CACHE) and not self._migrated and _misplaced(self._files[name], name):
+                self.migrate()
+        return self._files[name]
 
-    def entry(self, deployment: str, kind: type, warn: Callable[[str], None]) -> Any:
-        value = self.deployments.get(deployment, {})
+    # -- reading ---------------------------------------------------------------------------
+
+    def config(self, deployment: str) -> DeploymentConfig:
+        entry = dict(self._file(OWN_CONFIG).entry(deployment))
+        if is_uuid(deployment):
+            shared = self._file(CONFIG).entry(deployment)
+            entry.update({k: shared[k] for k in SHARED_CONFIG_KEYS if shared.get(k) is not None})
         try:
-            return msgspec.convert(value, kind)
+            return msgspec.convert(entry, DeploymentConfig)
         except msgspec.ValidationError as e:
-            warn(f"{self.name}: ignoring the unreadable entry of {deployment} ({e})")
-            return kind()
+            self.warn(f"the settings of {deployment} are unreadable ({e}); using none")
+            return DeploymentConfig()
 
-    def encode(self) -> bytes:
-        return msgspec.json.format(msgspec.json.encode(self.raw), indent=2) + b"\n"
+    def cache(self, deployment: str) -> CacheEntry:
+        return self._file(OWN_CACHE).typed(deployment, CacheEntry, self.warn)
+
+    def backend_ai_endpoint(self, deployment: str) -> str | None:
+        """The endpoint URL Backend.AI cached for the deployment (from its manager), if any."""
+        url = self._file(CACHE).entry(deployment).get("endpoint_url") if is_uuid(deployment) else None
+        return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+
+    def known(self, deployment: str) -> bool:
+        """Whether any file holds something for the deployment."""
+        return any(deployment in self._file(n).deployments for n in (CONFIG, CACHE, OWN_CONFIG, OWN_CACHE))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def update_config(self, deployment: str, changes: dict[str, Any] | None) -> None:
+        """Change settings (`changes` None: remove them all). Backend.AI's two keys of a UUID
+        deployment go to config.json, everything else to bai/config.json."""
+        if changes is None:
+            self._write({CONFIG: (deployment, None), OWN_CONFIG: (deployment, None)})
+            return
+        shared = {k: v for k, v in changes.items() if is_uuid(deployment) and k in SHARED_CONFIG_KEYS}
+        own = {k: v for k, v in changes.items() if k not in shared}
+        if is_uuid(deployment):
+            own.update({k: None for k in shared})  # never kept in both places
+        self._write({CONFIG: (deployment, shared), OWN_CONFIG: (deployment, own)})
+
+    def update_cache(self, deployment: str, changes: dict[str, Any] | None) -> None:
+        """Change bai's cache entry (`changes` None: forget it, and Backend.AI's entry too)."""
+        if changes is None:
+            self._write({CACHE: (deployment, None), OWN_CACHE: (deployment, None)})
+        else:
+            self._write({OWN_CACHE: (deployment, changes)})
+
+    def _write(self, edits: dict[str, tuple[str, dict[str, Any] | None]]) -> None:
+        with self.store.locked():
+            for name, (deployment, changes) in edits.items():
+                if changes == {}:
+                    continue
+                current = files.load(self.store, name, self.warn)  # re-read under the lock
+                before = current.encode()
+                current.update(deployment, changes)
+                if current.encode() != before or current.damaged:
+                    files.save(self.store, current)
+                self._files[name] = current
+
+    # -- moving bai 0.1's entries out of Backend.AI's files -----------------------------------
+
+    def migrate(self) -> None:
+        """Move what Backend.AI cannot read (or would drop) from its files to bai's own."""
+        self._migrated = True
+        with self.store.locked():
+            loaded = {n: files.load(self.store, n, self.warn) for n in (CONFIG, CACHE, OWN_CONFIG, OWN_CACHE)}
+            before = {n: f.encode() for n, f in loaded.items()}
+            dropped = _move_out(loaded[CONFIG], loaded[OWN_CONFIG], _shared_config_entry)
+            dropped += _move_out(loaded[CACHE], loaded[OWN_CACHE], _shared_cache_entry)
+            if dropped:
+                for name in (CONFIG, CACHE):
+                    self.store.keep_copy(name, before[name])
+            for name, f in loaded.items():
+                if f.encode() != before[name]:
+                    files.save(self.store, f)
+            self._files.update(loaded)
+        if dropped:
+            self.warn(f"moved bai's settings out of Backend.AI's config.json and cache.json; {dropped} "
+                      f"entr{'y' if dropped == 1 else 'ies'} that name no deployment left out "
+                      f"(the files as they were are kept in {self.store.paths.kept})")
 
 
-def load(store: Store, name: str, warn: Callable[[str], None]) -> SettingsFile:
-    path = store.paths.root / name
+def _misplaced(f: SettingsFile, name: str) -> bool:
+    check = _shared_config_entry if name == CONFIG else _shared_cache_entry
+    for key, value in f.deployments.items():
+        if not (is_valid_deployment_id(key) and is_uuid(key)) or not isinstance(value, dict):
+            return True
+        shared, own = check(value)
+        if own or shared != value:
+            return True
+    return False
+
+
+def _move_out(shared: SettingsFile, own: SettingsFile, split: Callable) -> int:
+    """Keep in `shared` only what Backend.AI reads, under canonical UUID keys; move the rest
+    to `own` (where `own` has a value already, it stays). Returns how many entries could go
+    nowhere (not a deployment id, not an object)."""
+    dropped = 0
+    kept: dict[str, Any] = {}
+    for key, value in shared.deployments.items():
+        if not is_valid_deployment_id(key) or not isinstance(value, dict):
+            dropped += 1
+            continue
+        d = canonical_deployment_id(key)
+        theirs, ours = split(value) if is_uuid(d) else ({}, value)
+        if ours:
+            own.update(d, {k: v for k, v in ours.items() if k not in own.entry(d)})
+        if theirs:
+            kept.setdefault(d, theirs)
+    shared.raw["deployments"] = kept
+    return dropped
+
+
+def _shared_config_entry(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what stays in Backend.AI's config entry, what is bai's). Keys neither tool knows stay
+    (a newer Backend.AI's, perhaps: it ignores what it does not know)."""
+    ours = {k: v for k, v in value.items() if k in OWN_CONFIG_KEYS or
+            (k in SHARED_CONFIG_KEYS and not (v is None or isinstance(v, str)))}
+    return {k: v for k, v in value.items() if k not in ours}, ours
+
+
+def _shared_cache_entry(value: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(Backend.AI's cache entry if it is one Backend.AI accepts, else {}; what is bai's). bai
+    0.1's entries carry no endpoint: bai keeps them, and asks the server again before use."""
+    url, synced, model = value.get("endpoint_url"), value.get("last_synced_at"), value.get("default_model")
+    if isinstance(url, str) and _is_datetime(synced) and (model is None or isinstance(model, str)):
+        return {k: v for k, v in value.items() if k not in OWN_CACHE_KEYS}, \
+            {k: v for k, v in value.items() if k in OWN_CACHE_KEYS}
+    return {}, {k: v for k, v in value.items() if k != "endpoint_url"}
+
+
+def _is_datetime(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return SettingsFile(name)
-    except OSError as e:
-        warn(f"cannot read {path}: {e.strerror}; going on without it")
-        return SettingsFile(name)
-    try:
-        raw = msgspec.json.decode(data)
-        if not isinstance(raw, dict) or not isinstance(raw.get("deployments", {}), dict):
-            raise ValueError('expected {"deployments": {...}}')
-    except (msgspec.DecodeError, ValueError) as e:
-        warn(f"ignoring {path}: it is not valid ({e}); it is kept as a copy when next written")
-        return SettingsFile(name, damaged=data)
-    return SettingsFile(name, raw)
-
-
-def save(store: Store, settings: SettingsFile) -> None:
-    """Write the file (caller holds store.locked()), keeping a damaged original first."""
-    if settings.damaged:
-        store.keep_copy(settings.name, settings.damaged)
-        settings.damaged = None
-    store.write_file(settings.name, settings.encode())
+        datetime.fromisoformat(value)
+        return "T" in value or " " in value
+    except ValueError:
+        return False
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def caps_policy(config: SettingsFile, warn: Callable[[str], None]) -> Callable[[str], Caps]:
-    """The store's caps for each deployment, from config.json (defaults where unset)."""
+def now_iso_ms() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def caps_policy(settings: Settings) -> Callable[[str], Caps]:
+    """The store's caps for each deployment, from the settings (defaults where unset)."""
     cache: dict[str, Caps] = {}
 
     def caps(deployment: str) -> Caps:
         if deployment not in cache:
-            c = config.entry(deployment, DeploymentConfig, warn)
+            c = settings.config(deployment)
             default = Caps()
             try:
                 cache[deployment] = Caps(
@@ -126,12 +263,8 @@ def caps_policy(config: SettingsFile, warn: Callable[[str], None]) -> Callable[[
                     bytes=c.history_max_bytes if c.history_max_bytes is not None else default.bytes,
                 )
             except ValueError:
-                warn(f"config.json: the caps of {deployment} are negative; using the defaults")
+                settings.warn(f"the caps of {deployment} are negative; using the defaults")
                 cache[deployment] = default
         return cache[deployment]
 
     return caps
-
-
-def now_iso_ms() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -35,6 +35,9 @@ def _entry(ctx):
     ctx.exit(cli_main.run(ctx.args))
 
 
+U1 = "0f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"  # a Backend.AI deployment id
+
+
 def test_config_set_show_masks_the_token(home):
     code, _, err = bai("deployment", "chat-config", "set", "d1", "--endpoint", "http://127.0.0.1:9", "--token", "s3cr3t-token", "--history-limit", "4")
     assert code == 0 and "Updated d1" in err
@@ -43,20 +46,34 @@ def test_config_set_show_masks_the_token(home):
     code, out, _ = bai("deployment", "chat-config", "show", "d1", "--json")
     doc = json.loads(out)
     assert doc["token"] == "********" and doc["history_limit"] == 4  # fixed mask: not even the length shows
-    assert (home / "config.json").stat().st_mode & 0o777 == 0o600
+    assert (home / "bai" / "config.json").stat().st_mode & 0o777 == 0o600
+    assert not (home / "config.json").exists()  # Backend.AI would refuse the whole file over "d1"
+
+
+def test_uuid_settings_are_split_between_backend_ai_and_bai(home):
+    """Backend.AI reads token and model of a UUID deployment from config.json and drops any
+    other key when it saves: everything else of bai's goes to bai/config.json."""
+    assert bai("deployment", "chat-config", "set", U1.upper(), "--token", "t", "--model", "m",
+               "--endpoint", "http://127.0.0.1:9", "--history-cap", "8")[0] == 0
+    shared = json.loads((home / "config.json").read_text())
+    assert shared == {"deployments": {U1: {"token": "t", "model": "m"}}}  # canonical key, Backend.AI's keys only
+    own = json.loads((home / "bai" / "config.json").read_text())
+    assert own == {"deployments": {U1: {"endpoint": "http://127.0.0.1:9", "history_cap": 8}}}
+    doc = json.loads(bai("deployment", "chat-config", "show", U1, "--json")[1])
+    assert doc["model"] == "m" and doc["endpoint"] == "http://127.0.0.1:9" and doc["history_cap"] == 8
 
 
 def test_config_empty_value_unsets_and_unknown_keys_survive(home):
     home.mkdir(parents=True)
-    (home / "config.json").write_text(json.dumps({"deployments": {"d1": {"model": "m", "backend_ai_key": 7}}, "other": 1}))
-    assert bai("deployment", "chat-config", "set", "d1", "--model", "")[0] == 0
+    (home / "config.json").write_text(json.dumps({"deployments": {U1: {"model": "m", "backend_ai_key": 7}}, "other": 1}))
+    assert bai("deployment", "chat-config", "set", U1, "--model", "")[0] == 0
     doc = json.loads((home / "config.json").read_text())
-    assert doc == {"deployments": {"d1": {"backend_ai_key": 7}}, "other": 1}
+    assert doc == {"deployments": {U1: {"backend_ai_key": 7}}, "other": 1}
 
 
 def test_config_token_from_stdin(home):
-    assert bai("deployment", "chat-config", "set", "d1", "--token", "-", input="tok-from-stdin\n")[0] == 0
-    assert json.loads((home / "config.json").read_text())["deployments"]["d1"]["token"] == "tok-from-stdin"
+    assert bai("deployment", "chat-config", "set", U1, "--token", "-", input="tok-from-stdin\n")[0] == 0
+    assert json.loads((home / "config.json").read_text())["deployments"][U1]["token"] == "tok-from-stdin"
 
 
 def test_config_set_needs_an_option_and_a_url(home):
@@ -68,23 +85,38 @@ def test_config_set_needs_an_option_and_a_url(home):
 def test_corrupt_config_is_a_warning_and_kept_when_rewritten(home):
     home.mkdir(parents=True)
     (home / "config.json").write_bytes(b"{not json")
-    code, out, err = bai("deployment", "chat-config", "show", "d1")
+    code, out, err = bai("deployment", "chat-config", "show", U1)
     assert code == 0 and "warning" in err and "config.json" in err
-    assert bai("deployment", "chat-config", "set", "d1", "--model", "m")[0] == 0
-    copies = [p for p in os.listdir(home) if p.startswith("config.json.corrupt-")]
-    assert copies and (home / copies[0]).read_bytes() == b"{not json"
+    assert bai("deployment", "chat-config", "set", U1, "--model", "m")[0] == 0
+    copies = [p for p in os.listdir(home / "bai" / "kept") if p.startswith("config.json.")]
+    assert copies and (home / "bai" / "kept" / copies[0]).read_bytes() == b"{not json"
 
 
 def test_config_and_cache_clear(home):
     bai("deployment", "chat-config", "set", "d1", "--model", "m")
     bai("deployment", "chat-config", "set", "d2", "--model", "m")
+    bai("deployment", "chat-config", "set", U1, "--model", "m", "--system", "s")
     assert bai("deployment", "chat-config", "clear", "d1")[0] == 0
-    assert set(json.loads((home / "config.json").read_text())["deployments"]) == {"d2"}
-    (home / "cache.json").write_text(json.dumps({"deployments": {"d1": {"default_model": "x", "last_synced_at": "2000-01-01T00:00:00+00:00"}}}))
+    assert bai("deployment", "chat-config", "clear", U1)[0] == 0
+    assert set(json.loads((home / "bai" / "config.json").read_text())["deployments"]) == {"d2"}
+    assert json.loads((home / "config.json").read_text())["deployments"] == {}
+    (home / "bai" / "cache.json").write_text(json.dumps({"deployments": {"d1": {"default_model": "x", "last_synced_at": "2000-01-01T00:00:00+00:00"}}}))
     code, out, _ = bai("deployment", "chat-cache", "show", "d1", "--json")
     assert json.loads(out)["default_model"] == "x" and json.loads(out)["fresh"] is False
     assert bai("deployment", "chat-cache", "clear", "d1")[0] == 0
-    assert json.loads((home / "cache.json").read_text())["deployments"] == {}
+    assert json.loads((home / "bai" / "cache.json").read_text())["deployments"] == {}
+
+
+def test_chat_cache_clear_forgets_backend_ai_entry_too(home):
+    home.mkdir(parents=True)
+    entry = {"endpoint_url": "http://127.0.0.1:9", "default_model": None, "last_synced_at": "2026-01-01T00:00:00Z"}
+    other = dict(entry, endpoint_url="http://127.0.0.1:10")
+    (home / "cache.json").write_text(json.dumps({"deployments": {U1: entry, "1" * 8 + "-1111-4111-8111-" + "1" * 12: other}}))
+    doc = json.loads(bai("deployment", "chat-cache", "show", U1, "--json")[1])
+    assert doc["backend_ai_endpoint_url"] == "http://127.0.0.1:9"
+    assert bai("deployment", "chat-cache", "clear", U1)[0] == 0
+    left = json.loads((home / "cache.json").read_text())["deployments"]
+    assert U1 not in left and list(left.values()) == [other]  # Backend.AI's other entries untouched
 
 
 def _seed(home, n=3, deployment="d1"):

@@ -51,7 +51,7 @@ def test_a_long_conversation_keeps_working_in_a_small_window(tmp_path, llama_ser
         assert sum("too long" in n for n in notes) == 1  # and then the window was known
     else:
         assert "too long" not in said  # trimmed up front, never refused
-    cache = json.loads((tmp_path / "home" / "cache.json").read_text())
+    cache = json.loads((tmp_path / "home" / "bai" / "cache.json").read_text())
     assert cache["deployments"]["small"].get("context_window") == 512
 
 

@@ -114,7 +114,7 @@ def test_multi_line_input_slash_commands_and_errors_keep_the_session(home, tmp_p
     finally:
         child.close(force=True)
     assert _history(home) == []
-    assert (Path(home["BAI_CHAT_HOME"]) / "input_history").stat().st_mode & 0o777 == 0o600
+    assert (Path(home["BAI_CHAT_HOME"]) / "bai" / "input_history").stat().st_mode & 0o777 == 0o600
 
 
 def test_an_error_is_shown_and_the_session_goes_on(tmp_path, llama_server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import configure
+from .helpers import G, M, configure
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def home(tmp_path):
 def llama_dep(home, llama_server, recording_proxy):
     """Deployment "g" -> recording proxy -> llama-server; returns the proxy."""
     proxy = recording_proxy(llama_server)
-    configure(home, "g", proxy.root_url)
+    configure(home, G, proxy.root_url)
     return proxy
 
 
@@ -26,5 +26,5 @@ def llama_dep(home, llama_server, recording_proxy):
 def litellm_dep(home, litellm_server, recording_proxy):
     """Deployment "m" -> recording proxy -> LiteLLM (master key as the token); returns the proxy."""
     proxy = recording_proxy(litellm_server)
-    configure(home, "m", proxy.root_url, "--token", litellm_server.api_key)
+    configure(home, M, proxy.root_url, "--token", litellm_server.api_key)
     return proxy

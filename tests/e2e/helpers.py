@@ -19,6 +19,10 @@ BAI = str(Path(sys.executable).with_name("bai"))  # the installed console script
 if not os.path.exists(BAI):
     BAI = str(REPO / ".venv" / "bin" / "bai")
 PYTHON = sys.executable
+# The deployments the fixtures configure: UUIDs, as Backend.AI names deployments, so history.json
+# (which holds only those) is written and checked too.
+G = "00000000-0000-4000-8000-0000000000a9"  # llama-server
+M = "00000000-0000-4000-8000-0000000000b7"  # LiteLLM
 TIMEOUT = 60.0
 
 # Environment that must not leak into bai from the caller: a proxy would take 127.0.0.1
@@ -73,8 +77,8 @@ def show(home: Path, dep: str) -> list[dict]:
 
 
 def log_records(home: Path, dep: str) -> list[dict]:
-    """Every record of logs/<dep>.jsonl, as written (empty if there is no log)."""
-    path = home / "logs" / f"{dep}.jsonl"
+    """Every record of bai/logs/<dep>.jsonl, as written (empty if there is no log)."""
+    path = home / "bai" / "logs" / f"{dep}.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_bytes().split(b"\n") if line]

@@ -7,7 +7,7 @@ import pytest
 
 from tests.realservers.fixtures import LLAMA_TEST_API_KEY
 
-from .helpers import (assert_one_line_error, chat, chat_posts, closed_port, configure, files_under,
+from .helpers import (M, assert_one_line_error, chat, chat_posts, closed_port, configure, files_under,
                       log_records, log_rounds, projection)
 
 
@@ -22,13 +22,13 @@ def assert_nothing_saved(home, dep):
     ("mock-context", 400, 1, "context window"),                # recognised as a context error
 ])
 def test_litellm_http_errors(home, litellm_dep, model, status, posts, words, stream):
-    r = chat(home, "m", "hi", "--model", model, stream)
+    r = chat(home, M, "hi", "--model", model, stream)
     line = assert_one_line_error(r)
     assert f"HTTP {status}" in line and words in line
     assert r.out == ""
     assert len(chat_posts(litellm_dep)) == posts
     assert [p.status for p in chat_posts(litellm_dep)] == [status] * posts
-    assert_nothing_saved(home, "m")
+    assert_nothing_saved(home, M)
 
 
 @pytest.mark.parametrize("how", ["no token", "wrong token in config", "wrong token flag"])
@@ -55,7 +55,7 @@ def test_right_token_works_and_is_stored_nowhere_but_config(home, llama_server_w
     assert {p.headers["authorization"] for p in proxy.requests} == {f"Bearer {LLAMA_TEST_API_KEY}"}
     assert len(log_rounds(home, "k")) == 1
     holders = [name for name, data in files_under(home).items() if LLAMA_TEST_API_KEY.encode() in data]
-    assert holders == ["config.json"]
+    assert holders == ["bai/config.json"]  # "k" is no UUID: bai's own settings file
     assert LLAMA_TEST_API_KEY not in r.out + r.err
 
 

@@ -14,22 +14,22 @@ import pytest
 
 from tests.realservers.servers import MOCK_ECHO_TEXT
 
-from .helpers import BAI, bai_env, chat, chat_posts, configure, log_records, printed, show
+from .helpers import BAI, G, M, bai_env, chat, chat_posts, configure, log_records, printed, show
 from .stub import StubServer
 
 
 @pytest.mark.parametrize("stream_flag", ["--stream", "--no-stream"])
 def test_litellm_answer_is_printed_and_recorded_exactly(home, litellm_dep, stream_flag):
-    r = chat(home, "m", "hi there", "--model", "mock-echo", stream_flag)
+    r = chat(home, M, "hi there", "--model", "mock-echo", stream_flag)
     assert r.code == 0, r
     assert r.out == MOCK_ECHO_TEXT + "\n"
-    assert [(m["role"], m["content"]) for m in show(home, "m")] == [
+    assert [(m["role"], m["content"]) for m in show(home, M)] == [
         ("user", "hi there"), ("assistant", MOCK_ECHO_TEXT)]
     body = chat_posts(litellm_dep)[-1].json
     assert body["stream"] is (stream_flag == "--stream")
     if body["stream"]:  # asked for, so the usage of a streamed answer is kept too
         assert body["stream_options"] == {"include_usage": True}
-    (rec,) = [x for x in log_records(home, "m") if x["type"] == "round"]
+    (rec,) = [x for x in log_records(home, M) if x["type"] == "round"]
     assert rec["assistant"] == MOCK_ECHO_TEXT and rec["model"] == "mock-echo"
     assert rec["usage"]["completion_tokens"] > 0
 
@@ -38,15 +38,15 @@ def test_llama_streamed_and_whole_answers_record_what_was_printed(home, llama_de
     # Same prompt, seed 42, temperature 0: both ways must record the same text they printed.
     outs = []
     for flag in ("--stream", "--no-stream"):
-        r = chat(home, "g", "Count: one two three", "--max-tokens", "6", "--history-limit", "0",
+        r = chat(home, G, "Count: one two three", "--max-tokens", "6", "--history-limit", "0",
                  "--params", '{"temperature": 0}', flag)
         assert r.code == 0, r
         outs.append(r.out)
-    saved = show(home, "g")
+    saved = show(home, G)
     answers = [m["content"] for m in saved if m["role"] == "assistant"]
     assert [printed(a) for a in answers] == outs
     assert answers[0] == answers[1]  # deterministic server: streaming changes nothing recorded
-    finishes = [x["finish_reason"] for x in json.loads((home / "history.json").read_text())["deployments"]["g"]
+    finishes = [x["finish_reason"] for x in json.loads((home / "history.json").read_text())["deployments"][G]
                 if x["role"] == "assistant"]
     assert finishes[0] == finishes[1] and finishes[0] in ("stop", "length")
 
@@ -74,7 +74,7 @@ def test_stream_text_is_printed_as_it_arrives(home):
 
 
 def test_json_prints_the_whole_llama_response(home, llama_dep):
-    r = chat(home, "g", "hi", "--max-tokens", "4", "--json")
+    r = chat(home, G, "hi", "--max-tokens", "4", "--json")
     assert r.code == 0, r
     doc = json.loads(r.out)
     post = chat_posts(llama_dep)[-1]
@@ -83,11 +83,11 @@ def test_json_prints_the_whole_llama_response(home, llama_dep):
     assert doc == json.loads(post.response_body)
     assert {"usage", "timings", "system_fingerprint", "id", "created"} <= set(doc)
     assert doc["usage"]["prompt_tokens"] > 0
-    assert show(home, "g")[-1]["content"] == doc["choices"][0]["message"]["content"]
+    assert show(home, G)[-1]["content"] == doc["choices"][0]["message"]["content"]
 
 
 def test_json_prints_the_whole_litellm_response(home, litellm_dep):
-    r = chat(home, "m", "hi", "--model", "mock-echo", "--json")
+    r = chat(home, M, "hi", "--model", "mock-echo", "--json")
     assert r.code == 0, r
     doc = json.loads(r.out)
     assert doc == json.loads(chat_posts(litellm_dep)[-1].response_body)

@@ -14,7 +14,7 @@ import pytest
 
 from eventlog import Store
 
-from .helpers import (BAI, PYTHON, assert_one_line_error, bai, bai_env, chat, chat_posts, closed_port, configure,
+from .helpers import (BAI, PYTHON, M, assert_one_line_error, bai, bai_env, chat, chat_posts, closed_port, configure,
                       files_under, log_rounds)
 
 DEAD = lambda: f"http://127.0.0.1:{closed_port()}"  # noqa: E731 - an endpoint bai must not reach
@@ -73,16 +73,16 @@ def test_no_message_and_no_stdin_is_a_usage_error(home):
 @pytest.mark.parametrize("how", ["dash", "piped"])
 def test_message_from_stdin(home, litellm_dep, how):
     text = "first line\nsecond line with \u2028 in it\n"
-    r = chat(home, "m", *(["-"] if how == "dash" else []), "--model", "mock-echo", input=text)
+    r = chat(home, M, *(["-"] if how == "dash" else []), "--model", "mock-echo", input=text)
     assert r.code == 0, r
     # The final newline is the shell's, not the message's; the rest arrives as it was.
     assert chat_posts(litellm_dep)[-1].json["messages"] == [
         {"role": "user", "content": "first line\nsecond line with \u2028 in it"}]
-    assert log_rounds(home, "m")[0]["user"] == "first line\nsecond line with \u2028 in it"
+    assert log_rounds(home, M)[0]["user"] == "first line\nsecond line with \u2028 in it"
 
 
 def test_words_are_joined_with_spaces(home, litellm_dep):
-    assert chat(home, "m", "two", "words", "--model", "mock-echo").code == 0
+    assert chat(home, M, "two", "words", "--model", "mock-echo").code == 0
     assert chat_posts(litellm_dep)[-1].json["messages"][-1]["content"] == "two words"
 
 
