@@ -347,6 +347,35 @@ def test_quick_step_prints_no_progress(tmp_path, capsys):
     assert "quick:" not in capsys.readouterr().err
 
 
+STUBBORN_PARENT = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends it, as a hung server
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_stop_also_ends_a_child_the_server_left_behind(tmp_path):
+    # vLLM's API server runs its engine in a child process, which outlives a SIGKILLed parent.
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN_PARENT], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    handle = servers.ServerHandle(name="stub", port=0, api_key=None, model="", log_path=tmp_path / "x",
+                                  process=proc)
+    try:
+        child = int(proc.stdout.readline())
+        assert servers._proc_stat(child) is not None
+        assert [pid for pid, _ in servers._child_processes(proc.pid)] == [child]
+        handle.stop(timeout=0.5)
+        assert proc.returncode == -9  # it ignored SIGTERM: killed
+        assert servers._proc_stat(child) is None  # and its child did not survive it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stdout.close()
+
+
 def test_requirements_come_first():
     assert install.with_requirements(["vllm"]) == ("model", "vllm")
     assert install.with_requirements(["litellm", "vllm", "model"]) == ("litellm", "model", "vllm")
