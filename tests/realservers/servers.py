@@ -344,6 +344,13 @@ def _vllm_tmpdir(cache: Path) -> str:
             root = Path("/tmp")
         return tempfile.mkdtemp(prefix="bai-vllm-", dir=root)
     root.mkdir(parents=True, exist_ok=True)
+    # Left behind by a start whose stop never ran (a killed test run): a day old is unused.
+    for old in root.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > 24 * 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
     return tempfile.mkdtemp(prefix="", dir=root)
 
 
