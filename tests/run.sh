@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: installs everything the tests need, then runs them all.
 #   - the project and its test extras into .venv (inside the clone, ignored by git);
-#   - the real servers of the end-to-end tests (llama.cpp + a Gemma model, LiteLLM), built
-#     once and cached outside the clone in ${BAI_TEST_CACHE:-~/.cache/bai-test-servers}.
+#   - the real servers of the end-to-end tests (llama.cpp + a Gemma model, LiteLLM, vLLM) and
+#     Backend.AI's CLI, built once and cached outside the clone in
+#     ${BAI_TEST_CACHE:-~/.cache/bai-test-servers} (about 16 min from an empty cache).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh tests/store -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

