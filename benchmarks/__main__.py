@@ -27,7 +27,7 @@ from pathlib import Path
 from . import _peers
 from ._report import Meta, render
 
-SECTIONS = ("store", "process", "stream", "concurrency")
+SECTIONS = ("store", "scale", "process", "stream", "concurrency")
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -137,6 +137,9 @@ def _section(name: str, quick: bool, work: Path, server, dev, regular, llm, sgpt
     if name == "store":
         from . import _store_bench as m
 
+        return m.run(m.QUICK if quick else m.FULL, work, log)
+    if name == "scale":
+        from . import _scale_bench as m
         return m.run(m.QUICK if quick else m.FULL, work, log)
     if name == "process":
         from . import _process_bench as m

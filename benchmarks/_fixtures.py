@@ -41,7 +41,13 @@ def texts(count: int, size: int, seed: int = 1) -> list[str]:
 
 
 def deployment_ids(n: int) -> list[str]:
-    return [f"dep-{i:02d}" for i in range(n)]
+    """UUIDs, as Backend.AI names deployments: the ids whose history history.json holds too."""
+    return [f"00000000-0000-4000-8000-{i:012x}" for i in range(n)]
+
+
+def append_round(store: Store, dep: str, user: str, assistant: str):
+    """A round as a chat saves one: model, finish reason and usage included."""
+    return store.record_round(dep, user, assistant, model=MODEL, finish_reason="stop", usage=USAGE)
 
 
 def _round(dep: str, seq: int, user: str, assistant: str, ts: str) -> RoundEvent:
@@ -74,9 +80,10 @@ def write_uncompacted_log(root: Path, dep: str, rounds: int, pool: list[str]) ->
 
 
 def _write_log(root: Path, dep: str, data: bytes) -> None:
-    logs = root / "logs"
+    logs = root / "bai" / "logs"
     logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(root, 0o700)
+    os.chmod(root / "bai", 0o700)
     path = logs / f"{dep}.jsonl"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

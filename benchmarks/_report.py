@@ -8,6 +8,7 @@ from typing import Any
 from ._markdown import Target, table
 from ._report_commands import process_section
 from ._report_concurrency import concurrency_section
+from ._report_scale import scale_section
 from ._report_store import store_section
 from ._report_stream import stream_section
 
@@ -27,7 +28,7 @@ class Meta:
 def render(meta: Meta, sections: list[tuple[str, Any]], failed: dict[str, str]) -> str:
     targets: list[Target] = []
     body: list[str] = []
-    makers = {"store": store_section, "process": process_section, "stream": stream_section,
+    makers = {"store": store_section, "scale": scale_section, "process": process_section, "stream": stream_section,
               "concurrency": concurrency_section}
     for name, res in sections:
         try:

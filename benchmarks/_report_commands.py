@@ -15,7 +15,7 @@ def _pair(res: Any, a: str, b: str) -> Summary:
 
 
 def process_section(res: Any, targets: list[Target]) -> list[str]:
-    out = [f"## 2. Commands as whole processes ({res.params.cycles} interleaved cycles; milliseconds, median (IQR))", ""]
+    out = [f"## 3. Commands as whole processes ({res.params.cycles} interleaved cycles; milliseconds, median (IQR))", ""]
     tags = []
     for key in res.commands:
         tag = key.split(":")[0]

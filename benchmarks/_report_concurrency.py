@@ -9,7 +9,7 @@ from ._stats import quantile
 
 
 def concurrency_section(res: Any, targets: list[Target]) -> list[str]:
-    out = ["## 4. Concurrency: one conversation, N processes at once", ""]
+    out = ["## 5. Concurrency: one conversation, N processes at once", ""]
     rows = []
     by: dict[tuple[str, int], list[Any]] = {}
     for w in res.waves:

@@ -28,13 +28,10 @@ def store_section(res: Any, targets: list[Target]) -> list[str]:
                      "1" if key == BARE_SAME else fmt_ratio(same)])
     out += table(["implementation", "p50", "p99", "IQR", "÷ bare write+fsync (paired)",
                    "÷ the same durable I/O done bare (paired)"], rows)
-    bai_ratio = paired_ratios(res.append[BAI], res.append[BARE])
-    same_ratio = paired_ratios(res.append[BAI], res.append[BARE_SAME])
-    targets.append(Target("durable append p50 within 3x of bare write+fsync",
-                          f"{bai_ratio.median:.1f}x ({ms(summarize(res.append[BAI]).median)} vs "
-                          f"{ms(summarize(res.append[BARE]).median)}); {same_ratio.median:.1f}x of the same durable "
-                          f"I/O done bare (record + history.json replace, {ms(summarize(res.append[BARE_SAME]).median)})",
-                          verdict(bai_ratio.median <= 3)))
+    out.append("")
+    out.append("At the cap every append drops the oldest round, so the log is replaced whole (strict caps: it never "
+               "holds more than the cap, even for a moment): a tmp file, two fsyncs and a rename. Below the cap an "
+               "append is one write and one fsync: section 2.")
     out.append("")
     out.append(f"### Context build: the last {p.context_limit} messages of one deployment, in process")
     out.append("")
@@ -83,7 +80,7 @@ def store_section(res: Any, targets: list[Target]) -> list[str]:
     out.append("")
     d = res.disk
     rows = [
-        ["bai: its log `logs/<id>.jsonl`", fmt_bytes(d[BAI]["log"]), f"{d[BAI]['log'] / res.payload_per_deployment:.2f}",
+        ["bai: its log `bai/logs/<id>.jsonl`", fmt_bytes(d[BAI]["log"]), f"{d[BAI]['log'] / res.payload_per_deployment:.2f}",
          f"{100 * d[BAI]['log'] / res.byte_cap:.1f}%"],
         ["bai: its share of `history.json`", fmt_bytes(d[BAI]["projection"]),
          f"{d[BAI]['projection'] / res.payload_per_deployment:.2f}", f"{100 * d[BAI]['projection'] / res.byte_cap:.1f}%"],

@@ -11,7 +11,7 @@ from ._stats import Summary, fmt_bytes, quantile, summarize
 
 def stream_section(res: Any, targets: list[Target]) -> list[str]:
     p = res.params
-    out = [f"## 3. Streaming ({p.chunks:,} chunks of 7 bytes of text; server send → the consumer's stdout, "
+    out = [f"## 4. Streaming ({p.chunks:,} chunks of 7 bytes of text; server send → the consumer's stdout, "
            "through a pipe)", ""]
     rows = []
     lat: dict[str, Summary] = {}

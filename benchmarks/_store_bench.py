@@ -196,7 +196,7 @@ def _contexts(res, params, store, json_store, sql_delete, sql_wal, deps) -> None
 
 
 def _disk(res, bai_root: Path, json_store, sql_delete, sql_wal, deps) -> None:
-    logs = [(bai_root / "logs" / f"{d}.jsonl").stat() for d in deps]
+    logs = [(bai_root / "bai" / "logs" / f"{d}.jsonl").stat() for d in deps]
     projection = (bai_root / "history.json").stat().st_size
     log_bytes = sum(s.st_size for s in logs) / len(deps)
     res.disk[BAI] = {"log": log_bytes, "projection": projection / len(deps), "total": log_bytes + projection / len(deps),
@@ -221,7 +221,7 @@ def _context_vs_history(res, params, work: Path, deps: list[str], pool: list[str
     """One store per N: 19 deployments at steady state and a target with N rounds ever recorded:
     a log holding N - k rounds, compacted by the store, then k real durable appends."""
     rounds = params.cap_messages // 2
-    target = "target"
+    target = "00000000-0000-4000-8000-7a7a7a7a7a7a"
     stores: dict[int, Store] = {}
     for n in params.history_ns:
         root = work / f"history-{n}"
@@ -256,12 +256,12 @@ def _context_vs_history(res, params, work: Path, deps: list[str], pool: list[str
 
 _PARTS = [
     ("lock wait + open (WriterLock.__enter__)", "_lock.py", "__enter__"),
-    ("read + decode history.json (read_projection)", "_reader.py", "read_projection"),
+    ("has Backend.AI written history.json? (read_shared_history)", "_reader.py", "read_shared_history"),
     ("recover the stream: read + scan log (WriterSession.stream)", "_writer.py", "stream"),
     ("caps: encode every kept round to size it (within_caps)", "_caps.py", "within_caps"),
     ("rewrite the log: compaction at the cap (_rewrite)", "_writer.py", "_rewrite"),
-    ("refresh history.json (WriterSession.close)", "_writer.py", "close"),
-    ("  of which encode_projection", "_projection.py", "encode_projection"),
+    ("refresh history.json when due (WriterSession.close)", "_writer.py", "close"),
+    ("  of which the refresh itself", "_export.py", "refresh"),
     ("atomic_write (tmp, write, fsync, rename, dir fsync), all files", "_fsio.py", "atomic_write"),
     ("os.fsync, all calls", "~", "<built-in method posix.fsync>"),
 ]

@@ -35,9 +35,21 @@ def caps_for(policy: CapsPolicy, deployment: str) -> Caps:
     return policy if isinstance(policy, Caps) else policy(deployment)
 
 
-def within_caps(rounds: list[RoundEvent], caps: Caps) -> list[RoundEvent]:
-    """The newest rounds that fit the caps, oldest first."""
+# How much larger a round is in history.json than as a log line, at most: role keys, `seq` twice
+# and two time stamps in their longest written form, against the log's type, v, deployment and crc.
+_PROJECTION_SLACK = 160
+
+
+def within_caps(rounds: list[RoundEvent], caps: Caps, *, log_bytes: int | None = None) -> list[RoundEvent]:
+    """The newest rounds that fit the caps, oldest first.
+
+    `log_bytes`: the size of a log holding exactly these rounds (and perhaps a base record or
+    stale ones): when that alone shows everything fits, no round is encoded to size it, so a
+    turn below the cap costs nothing here."""
     max_rounds = caps.messages // 2
+    if log_bytes is not None and len(rounds) <= max_rounds and \
+            log_bytes + _BASE_ALLOWANCE + _PROJECTION_SLACK * len(rounds) + 3 <= caps.bytes:
+        return rounds
     log_budget = caps.bytes - _BASE_ALLOWANCE
     projection_budget = caps.bytes - 3  # the list's brackets and a last comma
     kept = 0

@@ -46,8 +46,8 @@ class BaseEvent(_Event, tag="base"):
 Event = Union[RoundEvent, ClearEvent, BaseEvent]
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(Event)
-_CRC_KEY = b',"crc":'
+EVENT_DECODER = _decoder = msgspec.json.Decoder(Event)
+CRC_KEY = _CRC_KEY = b',"crc":'
 
 
 def now_iso() -> str:
@@ -72,24 +72,29 @@ def decode_line(line: bytes) -> Event | None:
 
     Raises NewerVersion for an intact record from a newer schema: that is not damage.
     """
-    i = line.rfind(_CRC_KEY)
-    if i <= 0 or not line.endswith(b"}"):
+    return decode_span(line, memoryview(line), 0, len(line))
+
+
+def decode_span(data: bytes, view: memoryview, start: int, end: int) -> Event | None:
+    """decode_line of data[start:end], without copying it (the scanner's hot path: every line
+    of a log is checked on every write)."""
+    i = data.rfind(_CRC_KEY, start, end)
+    if i <= start or data[end - 1 : end] != b"}":
         return None
-    digits = line[i + len(_CRC_KEY) : -1]
+    digits = data[i + len(_CRC_KEY) : end - 1]
     if not digits.isdigit() or len(digits) > 10:
         return None
-    body = line[:i] + b"}"
-    if zlib.crc32(body) != int(digits):
+    if zlib.crc32(b"}", zlib.crc32(view[start:i])) != int(digits):
         return None
     try:
-        event = _decoder.decode(body)
+        event = _decoder.decode(view[start:end])  # the crc key is ignored: it is no field
         if event.v == CURRENT_VERSION:
             return event
     except msgspec.ValidationError:
         pass  # maybe an older shape: try the upcasters below
     except msgspec.DecodeError:
         return None
-    return _decode_other_version(body)
+    return _decode_other_version(data[start:i] + b"}")
 
 
 def _decode_other_version(body: bytes) -> Event | None:

@@ -98,8 +98,12 @@ def identity(path: Path) -> tuple[int, int, int, int] | None:
 
 def read_stamp(paths: StorePaths) -> Stamp | None:
     try:
-        with open(paths.stamp, "rb") as f:
-            return _stamp_decoder.decode(f.read())
+        fd = os.open(paths.stamp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)  # a few dozen bytes
+        finally:
+            os.close(fd)
+        return _stamp_decoder.decode(data)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         return None  # no stamp: history.json is treated as written by someone else
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import msgspec
-
 LOG_SUFFIX = ".jsonl"
 
 
@@ -26,42 +24,28 @@ def default_root() -> Path:
     return Path(env) if env else Path.home() / ".backend.ai" / "deployment_chat"
 
 
-class StorePaths(msgspec.Struct, frozen=True):
-    root: Path
+class StorePaths:
+    """The store's file names, computed once (a turn asks for them often)."""
 
-    @property
-    def shared_history(self) -> Path:
-        """history.json: Backend.AI's file, and bai's projection of its UUID deployments."""
-        return self.root / "history.json"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.shared_history = root / "history.json"  # Backend.AI's file, and bai's projection of its UUID deployments
+        self.lock = root / ".lock"
+        self.own = root / "bai"  # bai's own folder: nothing in it is read or written by Backend.AI
+        self.logs = self.own / "logs"
+        self.legacy_logs = root / "logs"
+        self.exported = self.own / "exported.json"
+        self.stamp = self.own / "exported-stamp.json"
+        self.kept = self.own / "kept"
 
-    @property
-    def lock(self) -> Path:
-        return self.root / ".lock"
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StorePaths) and other.root == self.root
 
-    @property
-    def own(self) -> Path:
-        """bai's own folder: nothing in it is read or written by Backend.AI."""
-        return self.root / "bai"
+    def __hash__(self) -> int:
+        return hash(self.root)
 
-    @property
-    def logs(self) -> Path:
-        return self.own / "logs"
-
-    @property
-    def legacy_logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def exported(self) -> Path:
-        return self.own / "exported.json"
-
-    @property
-    def stamp(self) -> Path:
-        return self.own / "exported-stamp.json"
-
-    @property
-    def kept(self) -> Path:
-        return self.own / "kept"
+    def __repr__(self) -> str:
+        return f"StorePaths({str(self.root)!r})"
 
     def log(self, deployment: str) -> Path:
         return self.logs / f"{deployment}{LOG_SUFFIX}"

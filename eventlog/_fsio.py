@@ -15,6 +15,11 @@ DIR_MODE = 0o700
 
 def ensure_private_dir(path: Path) -> None:
     """Create `path` (and missing parents) as 0700; tighten it to 0700 if it exists."""
+    try:
+        if (os.stat(path).st_mode & 0o777) == DIR_MODE:
+            return  # the common case: one stat
+    except FileNotFoundError:
+        pass
     missing = []
     p = path
     while not p.exists():

@@ -28,6 +28,8 @@ def canonical_deployment_id(deployment: object) -> str:
     if not is_valid_deployment_id(deployment):
         raise InvalidDeploymentId(deployment)
     assert isinstance(deployment, str)
+    if _CANONICAL_UUID.fullmatch(deployment):
+        return deployment  # the common case, settled without parsing
     if _UUID_SPELLING.fullmatch(deployment):
         try:
             return str(uuid.UUID(deployment))

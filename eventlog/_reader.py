@@ -15,7 +15,7 @@ from typing import Callable
 import msgspec
 
 from ._events import RoundEvent
-from ._export import ExportRecord, changed_by_another, read_record, read_stamp
+from ._export import ExportRecord, Stamp, changed_by_another, read_record, read_stamp
 from ._files import StorePaths
 from ._fingerprint import round_fingerprint
 from ._fsio import read_bytes
@@ -125,11 +125,13 @@ class OutdatedSharedHistory(msgspec.Struct, frozen=True):
     crash between history.json and its stamp): nothing in it is news; it is rebuilt."""
 
 
-def read_shared_history(paths: StorePaths) -> SharedHistory | DamagedSharedHistory | OutdatedSharedHistory | None:
+def read_shared_history(paths: StorePaths, stamp: Stamp | None | bool = False,
+                        ) -> SharedHistory | DamagedSharedHistory | OutdatedSharedHistory | None:
     """history.json if Backend.AI wrote it since bai last did (None: nothing to merge, or no
     file). A damaged one, or one bai wrote but not last, is reported as such: bai's logs stay
-    the truth. Backend.AI's saves drop every key it does not know, `version` among them."""
-    if not changed_by_another(paths, read_stamp(paths)):
+    the truth. Backend.AI's saves drop every key it does not know, `version` among them.
+    `stamp`: bai's stamp if the caller has read it already."""
+    if not changed_by_another(paths, read_stamp(paths) if stamp is False else stamp):
         return None
     raw = _read_settled(paths)
     if raw is None:

@@ -140,7 +140,7 @@ class Store:
 
         with self._writing() as w:
             s = w.stream(deployment)
-            before = len(within_caps(s.state.rounds, caps_for(self.caps, deployment)))
+            before = len(w.visible(s))
             appended = w.append_round(s, make)
         if appended is None:
             return Recorded(0, False, 0)
@@ -186,7 +186,9 @@ class Store:
         if damage:
             self._warn_once(damage)
         state = merged_state(read.resolved.state, shared, deployment, self._warn_once)
-        return within_caps(state.rounds, caps_for(self.caps, deployment))
+        exact = state is read.resolved.state and not read.resolved.from_checkpoint and not read.scan.damaged
+        return within_caps(state.rounds, caps_for(self.caps, deployment),
+                           log_bytes=len(read.data or b"") if exact else None)
 
     def history(self, deployment: str) -> list[Message]:
         """The visible messages, oldest first, as history.json holds them."""

@@ -19,7 +19,7 @@ import msgspec
 from ._caps import Caps, CapsPolicy, caps_for, within_caps
 from ._errors import SharedHistoryStale, StoreError, StoreVersionError, StoreWriteError
 from ._events import BaseEvent, ClearEvent, Event, RoundEvent, encode_line, now_iso
-from ._export import RefreshPolicy, forget_stamp, read_stamp, refresh, remember_removed
+from ._export import RefreshPolicy, Stamp, forget_stamp, read_stamp, refresh, remember_removed
 from ._files import StorePaths
 from ._fingerprint import round_fingerprint
 from ._fsio import ReplacedNotDurable, atomic_write, ensure_private_dir, is_tmp_name, open_private, undo_replace, write_all
@@ -58,6 +58,7 @@ class WriterSession:
         self.warn = warn
         self.policy = policy
         self.refresh = 0  # 0, DUE, NOW or FULL
+        self.stamp: Stamp | None = None  # read by open(): what bai last wrote into history.json
         self.must_refresh = False  # a failed refresh is an error, not a warning (after a clear)
         self.touched: set[str] = set()  # UUID deployments whose visible rounds changed
         self.cleared: dict[str, list[str]] = {}  # fingerprints of the rounds cleared, per deployment
@@ -75,7 +76,8 @@ class WriterSession:
         if needs_migration(self.paths):
             migrate(self.paths, self._combine)
             self._need(FULL)
-        shared = read_shared_history(self.paths)
+        self.stamp = read_stamp(self.paths)
+        shared = read_shared_history(self.paths, self.stamp)
         if isinstance(shared, DamagedSharedHistory):
             self.warn(shared.problem)
             self._keep("history.json", shared.raw, "history.json")
@@ -85,7 +87,7 @@ class WriterSession:
             self._need(FULL)
         elif shared is not None:  # bai's own, outdated
             self._need(FULL)
-        elif read_stamp(self.paths) is not None and not self.paths.shared_history.exists():
+        elif self.stamp is not None and not self.paths.shared_history.exists():
             self._need(FULL)  # removed by hand: it is rebuilt (the logs are the truth; nothing is cleared)
 
     def _merge(self, shared: SharedHistory) -> None:
@@ -189,12 +191,13 @@ class WriterSession:
         making room for it would only drop every older round."""
         caps = self._caps(s.deployment)
         event = make(s.state.last_seq + 1)
+        line = encode_line(event)
         if not within_caps([event], caps):
             return None
         new_state = StreamState(s.state.rounds + [event], event.seq)
-        kept = within_caps(new_state.rounds, caps)
+        kept = within_caps(new_state.rounds, caps, log_bytes=s.end + len(line))
         if len(kept) == len(new_state.rounds) and not s.compact and s.end > 0:
-            self._append_line(s, encode_line(event))
+            self._append_line(s, line)
             s.state = new_state
         else:
             self._rewrite_to(s, new_state)
@@ -203,7 +206,7 @@ class WriterSession:
 
     def clear(self, s: _Stream) -> int:
         """Tombstone, then compaction: the clear is committed once the tombstone is durable."""
-        removed = 2 * len(within_caps(s.state.rounds, self._caps(s.deployment)))
+        removed = 2 * len(self.visible(s))
         if s.state.last_seq == 0 and s.end == 0:
             return 0  # nothing was ever recorded
         self._removed(s.deployment, s.state.rounds)
@@ -288,6 +291,10 @@ class WriterSession:
     def _caps(self, deployment: str) -> Caps:
         return caps_for(self.caps, deployment)
 
+    def visible(self, s: _Stream) -> list[RoundEvent]:
+        """The stream's rounds within its caps (sized from its file where that suffices)."""
+        return within_caps(s.state.rounds, self._caps(s.deployment), log_bytes=s.end)
+
     # -- history.json -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -302,8 +309,7 @@ class WriterSession:
         if not self.refresh:
             return
         if self.refresh == DUE:
-            stamp = read_stamp(self.paths)
-            if not self.touched or not self.policy.due(stamp):
+            if not self.touched or not self.policy.due(self.stamp):
                 return
         self._remove_leftover_tmp_files()
         try:

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 TARGETS = [
-    "durable append p50 within 3x", "context build flat", "`bai --help`", "`chat-history show`",
+    "context build flat", "append at 100 deployments within 1.2x", "context at 100 deployments within 1.2x",
+    "append below the cap p50 within 3x", "`bai --help`", "`chat-history show`",
     "`chat` round trip", "streaming adds under 1 ms", "memory flat in stream length", "16",
 ]
 
