@@ -10,7 +10,10 @@ Nothing here knows about HTTP or the command line.
 
 from ._context import as_messages, recent_rounds
 from ._caps import DEFAULT_MAX_BYTES, DEFAULT_MAX_MESSAGES, Caps, CapsPolicy
-from ._errors import InvalidDeploymentId, SharedHistoryStale, StoreBusy, StoreError, StoreVersionError, StoreWriteError
+from ._errors import (
+    InvalidDeploymentId, SharedHistoryStale, StoreBusy, StoreError, StoreReadError, StoreUnwritable, StoreVersionError,
+    StoreWriteError,
+)
 from ._events import RoundEvent
 from ._files import default_root
 from ._ids import canonical_deployment_id, check_deployment_id, is_uuid, is_valid_deployment_id
@@ -20,6 +23,6 @@ from ._store import DeploymentSummary, Recorded, Store
 __all__ = [
     "Caps", "CapsPolicy", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_MESSAGES", "DeploymentSummary",
     "InvalidDeploymentId", "Message", "Recorded", "RoundEvent", "SharedHistoryStale", "Store", "StoreBusy",
-    "StoreError", "StoreVersionError", "StoreWriteError", "as_messages", "canonical_deployment_id",
+    "StoreError", "StoreReadError", "StoreUnwritable", "StoreVersionError", "StoreWriteError", "as_messages", "canonical_deployment_id",
     "check_deployment_id", "default_root", "is_uuid", "is_valid_deployment_id", "recent_rounds",
 ]

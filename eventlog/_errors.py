@@ -5,8 +5,13 @@ StoreError                    base; its str() is a one-line message fit for a us
 ├── StoreBusy                 another process held the lock past the timeout
 ├── StoreWriteError           the disk refused a write (ENOSPC, EIO, short write...)
 │   └── SharedHistoryStale    a clear is saved, but history.json (Backend.AI's view) still shows it
-├── StoreReadError            a file of the store exists but cannot be read (EACCES, EIO)
-└── StoreVersionError         a file was written by a newer version of the store
+├── StoreReadError            a file of the store exists but cannot be read (EACCES, EIO, a FIFO...)
+├── StoreVersionError         a file was written by a newer version of the store
+└── StoreUnwritable           checked before a request is sent: the round could not be saved
+                              (read-only, a link or a FIFO in its place, the lock held)
+
+A path holding something bai does not write (a symbolic link, a FIFO, a folder where a file
+belongs) is reported through these with the cause _fsio.OddPath, whose text says what it is.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ class StoreBusy(StoreError):
 
 
 def _reason(cause: OSError) -> str:
+    advice = getattr(cause, "advice", None)  # an _fsio.OddPath: what the path is, and what to do
+    if advice is not None:
+        return f"{cause.strerror}; {advice}"
     return {
             errno.ENOSPC: "the disk is full",
             errno.EDQUOT: "the disk quota is exceeded",
@@ -59,8 +67,12 @@ class StoreWriteError(StoreError):
 
 class StoreReadError(StoreError):
     def __init__(self, path: str, cause: OSError) -> None:
-        super().__init__(f"could not read {path}: {_reason(cause)}")
+        if getattr(cause, "advice", None) is not None:
+            super().__init__(f"could not read {_reason(cause)}")
+        else:
+            super().__init__(f"could not read {path}: {_reason(cause)}")
         self.cause = cause
+        self.path = path
 
 
 class StoreVersionError(StoreError):
@@ -80,3 +92,20 @@ class SharedHistoryStale(StoreWriteError):
         )
         self.cause = cause
         self.uncertain = False
+
+
+class StoreUnwritable(StoreError):
+    """Found before a request was sent: a round could not be saved now, so nothing is spent."""
+
+    def __init__(self, detail: str, cause: BaseException | None = None) -> None:
+        super().__init__(f"the chat history cannot be saved ({detail}); nothing was sent")
+        self.cause = cause
+
+
+def describe(cause: BaseException) -> str:
+    """A store error's reason, or an OSError's, in a few words (for StoreUnwritable)."""
+    if isinstance(cause, StoreWriteError) and isinstance(cause.cause, OSError):
+        return _reason(cause.cause)
+    if isinstance(cause, OSError):
+        return _reason(cause)
+    return str(cause)

@@ -92,7 +92,7 @@ def decode_span(data: bytes, view: memoryview, start: int, end: int) -> Event | 
             return event
     except msgspec.ValidationError:
         pass  # maybe an older shape: try the upcasters below
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply to be ours
         return None
     return _decode_other_version(data[start:i] + b"}")
 
@@ -100,7 +100,7 @@ def decode_span(data: bytes, view: memoryview, start: int, end: int) -> Event | 
 def _decode_other_version(body: bytes) -> Event | None:
     try:
         raw = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if not isinstance(raw, dict) or not isinstance(raw.get("v"), int):
         return None

@@ -23,6 +23,7 @@ longer matches the stamp was written by someone else (Backend.AI): see _merge.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,7 +33,8 @@ import msgspec
 from ._caps import Caps, within_caps
 from ._fingerprint import round_fingerprint
 from ._files import StorePaths
-from ._fsio import atomic_write, ensure_private_dir
+from ._errors import StoreReadError
+from ._fsio import atomic_write, ensure_private_dir, read_bytes
 from ._ids import is_uuid
 from ._merge import RETIRED_KEPT, Exported, retire
 from ._projection import PROJECTION_VERSION, Projection, Unreadable, decode_projection, encode_entry, encode_projection, messages_of_round
@@ -98,21 +100,17 @@ def identity(path: Path) -> tuple[int, int, int, int] | None:
 
 def read_stamp(paths: StorePaths) -> Stamp | None:
     try:
-        fd = os.open(paths.stamp, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, 4096)  # a few dozen bytes
-        finally:
-            os.close(fd)
-        return _stamp_decoder.decode(data)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        data = read_bytes(paths.stamp, limit=4096)  # a few dozen bytes
+        return None if data is None else _stamp_decoder.decode(data)
+    except (StoreReadError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None  # no stamp: history.json is treated as written by someone else
 
 
 def read_record(paths: StorePaths) -> ExportRecord:
     try:
-        with open(paths.exported, "rb") as f:
-            return _record_decoder.decode(f.read())
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        data = read_bytes(paths.exported)
+        return ExportRecord() if data is None else _record_decoder.decode(data)
+    except (StoreReadError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return ExportRecord()  # nothing known: every round in history.json is compared with the logs
 
 
@@ -125,14 +123,16 @@ def changed_by_another(paths: StorePaths, stamp: Stamp | None) -> bool:
 
 
 def forget_stamp(paths: StorePaths) -> None:
-    """Make the next writer treat history.json as foreign, so it refreshes it (after a failed refresh)."""
+    """Make the next writer treat history.json as foreign, so it refreshes it (after a failed
+    refresh). Only a regular file is removed: a link someone put there stays (and reads as no stamp)."""
     try:
-        os.unlink(paths.stamp)
+        if stat.S_ISREG(os.lstat(paths.stamp).st_mode):
+            os.unlink(paths.stamp)
     except FileNotFoundError:
         pass
 
 
-StateOf = Callable[[str], StreamState]
+StateOf = Callable[[str], "StreamState | None"]  # None: the log cannot be read; its entry stays as it was
 CapsOf = Callable[[str], Caps]
 
 
@@ -152,6 +152,7 @@ def refresh(paths: StorePaths, state_of: StateOf, caps_of: CapsOf, *, touched: s
     entries: dict[str, msgspec.Raw] = {}
     last_seq: dict[str, int] = {}
     exported: dict[str, Exported] = {}
+    as_it_was: list[Projection | None] = []  # history.json as it is, read only if a log cannot be
     for d in deployments:
         previous = record.deployments.get(d)
         if current is not None and stamp is not None and d not in touched and previous is not None \
@@ -162,6 +163,17 @@ def refresh(paths: StorePaths, state_of: StateOf, caps_of: CapsOf, *, touched: s
             exported[d] = previous
             continue
         state = state_of(d)
+        if state is None:  # damage in one deployment's slot stays there: its entry is copied as it is
+            if not as_it_was:
+                as_it_was.append(current if current is not None else _any_outline(paths))
+            outline = as_it_was[0]
+            if outline is not None and d in outline.deployments:
+                entries[d] = outline.deployments[d]
+                if d in outline.last_seq:
+                    last_seq[d] = outline.last_seq[d]
+            if previous is not None:
+                exported[d] = previous
+            continue
         kept = within_caps(state.rounds, caps_of(d))
         fingerprints = [round_fingerprint(r) for r in kept]
         if kept:
@@ -199,11 +211,18 @@ def _own_outline(paths: StorePaths, stamp: Stamp | None) -> Projection | None:
     if stamp is None or changed_by_another(paths, stamp):
         return None
     try:
-        with open(paths.shared_history, "rb") as f:
-            projection = decode_projection(f.read())
-    except (OSError, Unreadable):
+        projection = decode_projection(read_bytes(paths.shared_history) or b"")
+    except (StoreReadError, Unreadable):
         return None
     return projection if projection.version is not None else None
+
+
+def _any_outline(paths: StorePaths) -> Projection | None:
+    """history.json's outline whoever wrote it (None: none, or unreadable)."""
+    try:
+        return decode_projection(read_bytes(paths.shared_history) or b"")
+    except (StoreReadError, Unreadable):
+        return None
 
 
 def _log_changed_since(paths: StorePaths, deployment: str, mtime_ns: int) -> bool:

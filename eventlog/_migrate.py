@@ -8,6 +8,7 @@ leaves every file in the old place or the new one, and the next writer finishes 
 from __future__ import annotations
 
 import os
+import stat
 from typing import Callable
 
 from ._files import LOG_SUFFIX, StorePaths
@@ -19,30 +20,43 @@ _OLD_COPY = ".corrupt-"
 
 
 def needs_migration(paths: StorePaths) -> bool:
-    return os.path.isdir(paths.legacy_logs)
+    """A legacy `logs/` folder (not a link: nothing is moved out of a folder elsewhere) with a
+    log or an old copy left to move; anything else found there stays, and costs one listing."""
+    try:
+        if not stat.S_ISDIR(os.lstat(paths.legacy_logs).st_mode):
+            return False
+        return bool(_to_move(paths))
+    except OSError:
+        return False
+
+
+def _to_move(paths: StorePaths) -> list[str]:
+    """Names in the legacy folder to move: logs and old copies that are regular files (a link,
+    a FIFO, a folder is left where it is)."""
+    return sorted(n for n in os.listdir(paths.legacy_logs)
+                  if (_OLD_COPY in n or (n.endswith(LOG_SUFFIX) and not n.startswith(".")))
+                  and stat.S_ISREG(os.lstat(paths.legacy_logs / n).st_mode))
 
 
 def migrate(paths: StorePaths, combine: Callable[[str, str], None]) -> None:
     """Move legacy logs into bai/logs (canonical names; `combine(old, canonical)` folds a log
     whose id is another spelling of an existing one into it), and old copies into bai/kept."""
     ensure_private_dir(paths.logs)
-    for name in sorted(os.listdir(paths.legacy_logs)):
+    for name in _to_move(paths):
         source = paths.legacy_logs / name
         if _OLD_COPY in name:
             _move_copy(paths, source, name)
             continue
-        if not name.endswith(LOG_SUFFIX) or name.startswith("."):
-            continue
         old_id = name[: -len(LOG_SUFFIX)]
         new_id = canonical_deployment_id(old_id) if is_valid_deployment_id(old_id) else old_id
         target = paths.log(new_id)
-        if target.exists():
+        if os.path.lexists(target):
             combine(old_id, new_id)  # reads the legacy log, writes the canonical one, removes the legacy one
         else:
             os.rename(source, target)
     fsync_dir(paths.logs)
     for name in os.listdir(paths.root):
-        if _OLD_COPY in name:
+        if _OLD_COPY in name and stat.S_ISREG(os.lstat(paths.root / name).st_mode):
             _move_copy(paths, paths.root / name, name)
     try:
         os.rmdir(paths.legacy_logs)  # only if empty: anything else found there stays

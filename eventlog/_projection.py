@@ -52,7 +52,7 @@ class Projection(msgspec.Struct, omit_defaults=True):
             return []
         try:
             return _list_decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
 
 
@@ -63,6 +63,10 @@ _list_decoder = msgspec.json.Decoder(list[Message])
 
 class Unreadable(Exception):
     """history.json cannot be used; the message says why, in a few words."""
+
+
+# msgspec raises RecursionError past about a thousand levels: no file of ours nests so deep
+NESTED = "nested too deeply to be a history file"
 
 
 def encode_projection(projection: Projection) -> bytes:
@@ -81,13 +85,18 @@ def decode_projection(data: bytes) -> Projection:
         projection = _decode_leniently(data)
     except msgspec.DecodeError as e:
         raise Unreadable(f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise Unreadable(NESTED) from None
     if projection.version not in (None, PROJECTION_VERSION):
         raise Unreadable(f"unknown format version {projection.version!r}")
     return projection
 
 
 def _decode_leniently(data: bytes) -> Projection:
-    raw = msgspec.json.decode(data)
+    try:
+        raw = msgspec.json.decode(data)
+    except RecursionError:
+        raise Unreadable(NESTED) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("deployments"), dict):
         raise Unreadable('no "deployments" object')
     version = raw.get("version")

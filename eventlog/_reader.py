@@ -18,6 +18,7 @@ from ._events import RoundEvent
 from ._export import ExportRecord, Stamp, changed_by_another, read_record, read_stamp
 from ._files import StorePaths
 from ._fingerprint import round_fingerprint
+from ._errors import StoreReadError
 from ._fsio import read_bytes
 from ._ids import canonical_deployment_id, is_valid_deployment_id
 from ._merge import Exported, Plan, apply_plan, reconcile
@@ -35,6 +36,8 @@ class StreamRead(msgspec.Struct, frozen=True):
 
 
 def read_log(paths: StorePaths, deployment: str) -> bytes | None:
+    """The deployment's log (None: none). A log that is not a regular file (a folder, a FIFO:
+    never waited on) or cannot be read: StoreReadError, for that deployment alone."""
     data = read_bytes(paths.log(deployment))
     if data is None and not paths.logs.is_dir():  # a store not moved to bai/logs yet
         data = read_bytes(paths.legacy_log(deployment))
@@ -69,7 +72,7 @@ def _checkpoint(paths: StorePaths, deployment: str) -> StreamState | None:
     describes a stream state: what a log with a gap continues from (see resolve)."""
     try:
         projection = decode_projection(read_bytes(paths.shared_history) or b"")
-    except (Unreadable, OSError):
+    except (Unreadable, StoreReadError):
         return None
     if projection.version is None or deployment not in projection.last_seq:
         return None
@@ -118,6 +121,7 @@ class SharedHistory(msgspec.Struct):
 class DamagedSharedHistory(msgspec.Struct, frozen=True):
     raw: bytes
     problem: str
+    readable: bool = True  # False: not a regular file, or unreadable: bai must not replace what it could not keep
 
 
 class OutdatedSharedHistory(msgspec.Struct, frozen=True):
@@ -133,7 +137,10 @@ def read_shared_history(paths: StorePaths, stamp: Stamp | None | bool = False,
     `stamp`: bai's stamp if the caller has read it already."""
     if not changed_by_another(paths, read_stamp(paths) if stamp is False else stamp):
         return None
-    raw = _read_settled(paths)
+    try:
+        raw = _read_settled(paths)
+    except StoreReadError as e:
+        return DamagedSharedHistory(b"", f"{e}; history.json (Backend.AI's view) is left as it is", readable=False)
     if raw is None:
         return None
     try:
@@ -175,7 +182,7 @@ def _is_json(raw: bytes) -> bool:
     try:
         msgspec.json.decode(raw)
         return True
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return False
 
 

@@ -70,7 +70,7 @@ def _scan_clean(data: bytes, deployment: str) -> Scan | None:
             return None
         try:
             event = decode(view[pos:nl])
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
         if event.v != CURRENT_VERSION or event.deployment != deployment or not _chains(event, last, not chain):
             return None

@@ -8,6 +8,8 @@ show what the next writer would leave, Backend.AI's unmerged changes included.
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from contextlib import contextmanager
 import msgspec
@@ -20,14 +22,18 @@ from ._events import RoundEvent, now_iso
 from ._upcast import CURRENT_VERSION
 from ._files import StorePaths, default_root
 from ._ids import check_deployment_id
-from ._errors import StoreWriteError
-from ._fsio import atomic_write, ensure_private_dir
+from ._errors import StoreBusy, StoreError, StoreUnwritable, StoreWriteError, describe
+from ._fsio import atomic_write, ensure_private_dir, open_private, read_bytes
+from ._text import scrub, scrub_tree
 from ._keep import keep_aside
 from ._lock import WriterLock
 from ._projection import Message, messages_of_round, projected_size
 from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, merged_state, read_shared_history, read_stream
 from ._export import SHARE, RefreshPolicy
 from ._writer import FULL, WriterSession, open_root
+
+
+PROBE_WAIT = 3.0  # check_writable: how long a busy lock is waited for before nothing is sent
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -80,37 +86,75 @@ class Store:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the writers' lock, for read-modify-write of sibling files (settings, caches)."""
-        open_root(self.paths)
+        open_root(self.paths, self._warn_once)
         with WriterLock(self.paths.lock, self.lock_timeout):
             yield
 
+    def read_file(self, name: str) -> bytes | None:
+        """The bytes of the file `name` (as for write_file; None: no such file). Anything but a
+        regular file (a FIFO is never waited on), or a file that cannot be read: StoreReadError."""
+        return read_bytes(self._file_path(name))
+
     def write_file(self, name: str, data: bytes) -> None:
         """Atomically replace the file `name` (relative to the root: `config.json`, or
-        `bai/config.json` for bai's own) with `data`: 0600, durable on return."""
+        `bai/config.json` for bai's own) with `data`: 0600, durable on return. A link (or a
+        FIFO, a folder) in its place is refused: StoreWriteError, and the link's target is untouched."""
+        target = self._file_path(name)
+        open_root(self.paths, self._warn_once)
+        try:
+            if target.parent != self.paths.root:  # the root may be a link (open_root checked it)
+                ensure_private_dir(target.parent)
+            atomic_write(target, data)
+        except OSError as e:
+            raise StoreWriteError(name, e) from e
+
+    def _file_path(self, name: str) -> Path:
         parts = name.split("/")
         if not 1 <= len(parts) <= 2 or any(not p or p.startswith(".") for p in parts) or \
                 (len(parts) == 2 and parts[0] != self.paths.own.name):
             raise ValueError(f"not a file name of the store: {name!r}")
-        open_root(self.paths)
-        target = self.paths.root / name
-        try:
-            ensure_private_dir(target.parent)
-            atomic_write(target, data)
-        except OSError as e:
-            raise StoreWriteError(name, e) from e
+        return self.paths.root / name
 
     def keep_copy(self, name: str, data: bytes) -> Path:
         """Keep the bytes of a damaged file `name` aside (bai/kept, bounded) before it is replaced."""
         return keep_aside(self.paths, name.replace("/", "-"), data)
 
     @contextmanager
-    def _writing(self) -> Iterator[WriterSession]:
-        open_root(self.paths)
-        with WriterLock(self.paths.lock, self.lock_timeout):
+    def _writing(self, lock_timeout: float | None = None, on_wait: Callable[[], None] | None = None,
+                 ) -> Iterator[WriterSession]:
+        open_root(self.paths, self._warn_once)
+        with WriterLock(self.paths.lock, self.lock_timeout if lock_timeout is None else lock_timeout, on_wait=on_wait):
             session = WriterSession(self.paths, self.caps, self._warn_once, self.refresh_policy)
             session.open()
             yield session
             session.close()
+
+    def check_writable(self, deployment: str, *, lock_timeout: float | None = None) -> None:
+        """Before a request is sent: raise StoreUnwritable if a round of `deployment` could not
+        be saved now, so no answer is spent and then lost. Cheap (no fsync, nothing written):
+        the root and bai/logs are folders of the store and writable, the deployment's log is
+        absent or a regular file that opens for writing, and the lock is free within
+        `lock_timeout` (default PROBE_WAIT; it is taken and let go). A full disk cannot be
+        seen in advance."""
+        deployment = check_deployment_id(deployment)
+        if lock_timeout is None:
+            lock_timeout = min(PROBE_WAIT, self.lock_timeout)
+        try:
+            open_root(self.paths, self._warn_once)
+            with WriterLock(self.paths.lock, lock_timeout):
+                for folder in (self.paths.own, self.paths.logs):
+                    ensure_private_dir(folder)
+                    if not os.access(folder, os.W_OK | os.X_OK):
+                        raise PermissionError(errno.EACCES, f"{folder} is not writable")
+                log = self.paths.log(deployment)
+                try:
+                    os.close(open_private(log, os.O_WRONLY))
+                except FileNotFoundError:
+                    pass
+        except StoreBusy as e:
+            raise StoreUnwritable(f"another bai process has held its lock for over {lock_timeout:g}s", e) from e
+        except (StoreError, OSError) as e:
+            raise StoreUnwritable(describe(e), e) from e
 
     def record_round(
         self,
@@ -123,12 +167,19 @@ class Store:
         finish_reason: str | None = None,
         usage: dict[str, Any] | None = None,
         prompt_chars: int | None = None,
+        lock_timeout: float | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> Recorded:
         """Durably append one completed round; returns once it survives a crash.
 
         A round that alone exceeds the deployment's caps is not written (`kept` False, seq 0):
-        the history stays as it was."""
+        the history stays as it was. `lock_timeout` (default: the store's) is how long to wait
+        for a busy lock; `on_wait` is told once when that wait gets long (see _lock).
+        Lone surrogates (undecodable bytes that Python keeps as U+DC80-U+DCFF) are saved as
+        U+FFFD: they cannot be encoded as UTF-8, and one would make Backend.AI refuse history.json."""
         deployment = check_deployment_id(deployment)
+        user, assistant, model = scrub(user), scrub(assistant), scrub(model)
+        usage = scrub_tree(usage)
 
         def make(seq: int) -> RoundEvent:
             ts = now_iso()
@@ -138,7 +189,7 @@ class Store:
                 prompt_chars=prompt_chars,
             )
 
-        with self._writing() as w:
+        with self._writing(lock_timeout, on_wait) as w:
             s = w.stream(deployment)
             before = len(w.visible(s))
             appended = w.append_round(s, make)
@@ -154,17 +205,33 @@ class Store:
             return w.clear(w.stream(deployment))
 
     def clear_all(self) -> int:
+        """Clear every deployment. One whose log cannot be read or written is left as it is and
+        the others are cleared; then StoreError says which (nothing is cleared silently half)."""
         with self._writing() as w:
-            return sum(w.clear(w.stream(d)) for d in w.paths.logged_deployments())
+            removed, failures = w.each(w.paths.logged_deployments(), w.clear)
+        total = sum(removed)  # type: ignore[arg-type]
+        if failures:
+            (d, e), more = failures[0], len(failures) - 1
+            others = f" and {more} other(s)" if more else ""
+            raise StoreError(f"cleared the others ({total} message(s) removed), but not {d}{others}: {e}")
+        return total
 
     def compact(self, deployment: str | None = None) -> None:
-        """Rewrite logs under their caps and rebuild history.json (all deployments by default)."""
+        """Rewrite logs under their caps and rebuild history.json (all deployments by default;
+        one whose log cannot be read or written is skipped with a warning). A deployment with
+        no log is left without one."""
         if deployment is not None:
             deployment = check_deployment_id(deployment)
         with self._writing() as w:
             w.refresh = FULL
-            for d in [deployment] if deployment else w.paths.logged_deployments():
-                w.compact(w.stream(d))
+            if deployment:
+                s = w.stream(deployment)
+                if s.data is not None or s.state.last_seq:
+                    w.compact(s)
+                return
+            _, failures = w.each(w.paths.logged_deployments(), w.compact)
+            for d, e in failures:
+                self._warn(f"{d} is left as it is: {e}")
 
     # -- readers -------------------------------------------------------------------------
 
@@ -210,7 +277,11 @@ class Store:
             names.update(shared.deployments())
         out = []
         for d in sorted(names):
-            rounds = self._rounds(d, shared)
+            try:
+                rounds = self._rounds(d, shared)
+            except StoreError as e:  # one deployment's damaged slot hides only that deployment
+                self._warn_once(f"{d} is not listed: {e}")
+                continue
             if not rounds:
                 continue
             try:

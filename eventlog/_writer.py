@@ -11,18 +11,22 @@ across anything slow (no HTTP).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Callable
 
 import msgspec
 
 from ._caps import Caps, CapsPolicy, caps_for, within_caps
-from ._errors import SharedHistoryStale, StoreError, StoreVersionError, StoreWriteError
+from ._errors import SharedHistoryStale, StoreError, StoreReadError, StoreVersionError, StoreWriteError
 from ._events import BaseEvent, ClearEvent, Event, RoundEvent, encode_line, now_iso
 from ._export import RefreshPolicy, Stamp, forget_stamp, read_stamp, refresh, remember_removed
 from ._files import StorePaths
 from ._fingerprint import round_fingerprint
-from ._fsio import ReplacedNotDurable, atomic_write, ensure_private_dir, is_tmp_name, open_private, undo_replace, write_all
+from ._fsio import (
+    DIR_MODE, OddPath, ReplacedNotDurable, atomic_write, describe_mode, ensure_private_dir, is_tmp_name, open_private,
+    read_bytes, tighten, undo_replace, write_all,
+)
 from ._ids import is_uuid
 from ._keep import keep_aside
 from ._merge import apply_plan
@@ -64,6 +68,8 @@ class WriterSession:
         self.cleared: dict[str, list[str]] = {}  # fingerprints of the rounds cleared, per deployment
         self._streams: dict[str, _Stream] = {}
         self._cleaned_logs = False
+        self.unreadable: set[str] = set()  # deployments whose log could not be read: left as they are
+        self.shared_blocked: str | None = None  # why history.json must be left as it is (unreadable, a FIFO...)
 
     def _need(self, level: int, deployment: str | None = None) -> None:
         self.refresh = max(self.refresh, level)
@@ -76,10 +82,18 @@ class WriterSession:
         if needs_migration(self.paths):
             migrate(self.paths, self._combine)
             self._need(FULL)
+        for folder in (self.paths.own, self.paths.logs):  # never a link out of the store (appends open by name)
+            try:
+                ensure_private_dir(folder)
+            except OSError as e:
+                raise StoreWriteError(f"anything (the store's folder {folder})", e) from e
         self.stamp = read_stamp(self.paths)
         shared = read_shared_history(self.paths, self.stamp)
         if isinstance(shared, DamagedSharedHistory):
             self.warn(shared.problem)
+            if not shared.readable:
+                self.shared_blocked = shared.problem  # what could not be kept is not replaced
+                return
             self._keep("history.json", shared.raw, "history.json")
             self._need(FULL)
         elif isinstance(shared, SharedHistory):
@@ -91,23 +105,41 @@ class WriterSession:
             self._need(FULL)  # removed by hand: it is rebuilt (the logs are the truth; nothing is cleared)
 
     def _merge(self, shared: SharedHistory) -> None:
-        """Bring Backend.AI's rounds and clears into the logs (see _merge)."""
+        """Bring Backend.AI's rounds and clears into the logs (see _merge). A deployment whose
+        log cannot be read or written keeps Backend.AI's entry as it is (see _state_of)."""
         unplaceable = shared.unplaceable
+        over_cap: list[tuple[str, int]] = []
         for d in shared.deployments():
-            s = self.stream(d)
-            plan = shared.plan(d, s.state.rounds)
-            unplaceable += plan.unplaceable
-            if plan.changes:
-                self._rewrite_to(s, apply_plan(s.state, plan, d))
+            try:
+                s = self.stream(d)
+                plan = shared.plan(d, s.state.rounds)
+                unplaceable += plan.unplaceable
+                if plan.changes:
+                    merged = apply_plan(s.state, plan, d)
+                    hidden = 0 if plan.clear else len(s.state.rounds) - len(self.visible(s))
+                    dropped = len(merged.rounds) - len(within_caps(merged.rounds, self._caps(d))) - hidden
+                    self._rewrite_to(s, merged)
+                    if dropped > 0:
+                        over_cap.append((d, dropped))
+            except StoreError as e:
+                if not slot_damage(e):
+                    raise
+                self.unreadable.add(d)
+                self.warn(f"Backend.AI's changes to {d} in history.json are left unmerged: {e}")
+        where = self._keep("history.json", shared.raw, None) if unplaceable or over_cap else ""
         if unplaceable:
-            where = self._keep("history.json", shared.raw, None)
             self.warn(f"merged Backend.AI's history.json, except {unplaceable} message(s) that form no "
                       f"user-then-assistant round; the file as it was is kept in {where}")
+        for d, dropped in over_cap:
+            caps = self._caps(d)
+            self.warn(f"merged Backend.AI's history.json: {d} now holds more than its cap keeps ({caps.messages} "
+                      f"messages, {caps.bytes} bytes), so its {dropped} oldest round(s) were dropped; "
+                      f"the file as it was is kept in {where}")
 
     def _combine(self, old_id: str, new_id: str) -> None:
         """Fold a legacy log whose id is another spelling of `new_id` into new_id's log."""
         source = self.paths.legacy_log(old_id)
-        data = source.read_bytes()
+        data = read_bytes(source) or b""
         s = self.stream(new_id)
         known = {round_fingerprint(r) for r in s.state.rounds}
         theirs = [r for r in fold(scan_stream(data, old_id).chain).rounds if round_fingerprint(r) not in known]
@@ -308,6 +340,10 @@ class WriterSession:
                 self.warn(f"cleared; a damaged log could not be kept from showing the cleared rounds ({e.strerror or e})")
         if not self.refresh:
             return
+        if self.shared_blocked is not None:
+            if self.must_refresh:
+                raise SharedHistoryStale(OSError(0, self.shared_blocked))
+            return  # said once when found (open)
         if self.refresh == DUE:
             if not self.touched or not self.policy.due(self.stamp):
                 return
@@ -326,11 +362,37 @@ class WriterSession:
             self.warn(f"saved, but history.json (Backend.AI's view) could not be refreshed "
                       f"({cause.strerror or cause}); bai's next write retries")
 
-    def _state_of(self, deployment: str) -> StreamState:
+    def _state_of(self, deployment: str) -> StreamState | None:
         """A deployment's state for history.json: as this session left it, else as read (the
-        refresh repairs nothing in other logs: that is their own next writer's job)."""
+        refresh repairs nothing in other logs: that is their own next writer's job). None when
+        its log cannot be read: its entry in history.json is left as it was."""
+        if deployment in self.unreadable:
+            return None
         s = self._streams.get(deployment)
-        return s.state if s is not None else read_stream(self.paths, deployment).resolved.state
+        if s is not None:
+            return s.state
+        try:
+            return read_stream(self.paths, deployment).resolved.state
+        except StoreReadError as e:
+            self.unreadable.add(deployment)
+            self.warn(f"{e}; history.json keeps what it showed of {deployment}")
+            return None
+
+    def each(self, deployments: list[str], action: Callable[[_Stream], object]) -> tuple[list[object], list[tuple[str, StoreError]]]:
+        """`action` on each deployment's stream; damage in one deployment's slot (a log that is a
+        folder, a FIFO, a link, unreadable, of a newer bai) stays in that deployment: it is
+        skipped and reported, and the others go on. Returns (results, failures)."""
+        results: list[object] = []
+        failures: list[tuple[str, StoreError]] = []
+        for d in deployments:
+            try:
+                results.append(action(self.stream(d)))
+            except StoreError as e:
+                if not slot_damage(e):
+                    raise
+                self.unreadable.add(d)
+                failures.append((d, e))
+        return results, failures
 
     def _remove_leftover_tmp_files(self, *folders: Path) -> None:
         """Temp files a crashed writer left, in `folders` (default: all of the store's). Done when
@@ -349,6 +411,13 @@ class WriterSession:
                         pass
 
 
+def slot_damage(e: StoreError) -> bool:
+    """Whether `e` is about one deployment's own files (its log unreadable, of a newer bai, or
+    something else than a regular file), not about the store as a whole (a full disk)."""
+    return isinstance(e, (StoreReadError, StoreVersionError)) or \
+        (isinstance(e, StoreWriteError) and isinstance(e.cause, OddPath))
+
+
 def _take_back(fd: int, start: int, length: int) -> bool:
     """Undo an append whose fsync failed: truncate it away, or else break its newline so it
     is a torn tail that readers ignore and the next writer truncates. False if neither works."""
@@ -363,8 +432,28 @@ def _take_back(fd: int, start: int, length: int) -> bool:
         return False
 
 
-def open_root(paths: StorePaths) -> None:
+def open_root(paths: StorePaths, warn: Warn) -> None:
+    """Make the store's root a private folder: created 0700 if missing. One stat when all is
+    well. A root someone loosened (0755, 0777) is tightened, with every folder and file bai keeps
+    in it (a walk of those folders only, and only then), and bai says so: it may be a folder
+    that BAI_CHAT_HOME names by mistake. A root of another user is used, with a warning. The
+    root may be a link (to where the user keeps the store); nothing inside it may."""
     try:
-        ensure_private_dir(paths.root)
+        try:
+            st = os.stat(paths.root)
+        except FileNotFoundError:
+            ensure_private_dir(paths.root, follow=True)
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            raise OddPath(paths.root, describe_mode(st.st_mode), wanted="a folder")
+        if st.st_uid != os.geteuid():
+            warn(f"the chat history store {paths.root} belongs to another user (uid {st.st_uid}; you are uid "
+                 f"{os.geteuid()}): what bai writes there is yours; set BAI_CHAT_HOME to use a store of your own")
+        if (st.st_mode & 0o777) != DIR_MODE:
+            ensure_private_dir(paths.root, follow=True)
+            changed = tighten([paths.root, paths.own, paths.logs, paths.kept, paths.legacy_logs])
+            more = f", and {changed} folder(s) and file(s) in it to 0700/0600" if changed else ""
+            warn(f"made {paths.root} private (mode {st.st_mode & 0o777:04o} -> 0700{more}): it holds your "
+                 "conversations and tokens")
     except OSError as e:
         raise StoreWriteError(f"the store directory {paths.root}", e) from e
