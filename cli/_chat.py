@@ -20,10 +20,16 @@ from eventlog import RoundEvent, as_messages, recent_rounds
 from . import _settings as settings
 from ._app import App
 from ._context_window import fit_rounds, shrink_after_refusal
-from ._exitcodes import NO_TEXT, OK
+from ._exitcodes import NO_TEXT, NOT_SAVED, OK
+from ._input import clean_arg, read_stdin
+from ._signals import saving
 from .endpoint import APIError
 
 Write = Callable[[str], object]
+
+# After an answer, a busy lock is waited for this long (with a note after a few seconds): the
+# answer is spent, so bai waits rather than drop it. Before sending, the store's check waits less.
+SAVE_WAIT = 60.0
 
 
 class ChatUsageError(Exception):
@@ -164,8 +170,10 @@ class ChatSession:
         return window
 
     def turn(self, message: str, write: Write, note: Write) -> int:
-        """One round: returns OK when saved, NO_TEXT when the answer had no text."""
+        """One round: returns OK when saved, NO_TEXT when the answer had no text, NOT_SAVED when
+        the round alone is over the cap. Nothing is sent if the round could not be saved now."""
         req = self.req
+        self.app.store.check_writable(self.deployment)
         model = self.model()
         history = self.app.store.rounds(self.deployment)
         window = self.context_window()
@@ -223,10 +231,16 @@ class ChatSession:
             note(f"nothing saved: {content.explain()}")
             return NO_TEXT
         usage = result.body.get("usage") if isinstance(result.body.get("usage"), dict) else None
-        recorded = self.app.store.record_round(
-            self.deployment, message, content.text, user_at=user_at,
-            model=result.model or model, finish_reason=content.finish_reason, usage=usage, prompt_chars=sent_chars,
-        )
+
+        def waiting() -> None:
+            note(f"another bai process holds the chat history's lock; waiting up to {SAVE_WAIT:g} s to save this answer")
+
+        with saving():  # a signal now takes effect once the round is saved
+            recorded = self.app.store.record_round(
+                self.deployment, message, content.text, user_at=user_at,
+                model=result.model or model, finish_reason=content.finish_reason, usage=usage, prompt_chars=sent_chars,
+                lock_timeout=max(SAVE_WAIT, self.app.store.lock_timeout), on_wait=waiting,
+            )
         if content.truncated:
             note("the answer was cut at max_tokens (finish_reason: length); it is saved as it is")
         if not recorded.kept:
@@ -234,7 +248,7 @@ class ChatSession:
                  "(history_cap / history_max_bytes); the saved history is unchanged")
         if self.req.verbose:
             note(describe_turn(2 * replayed, result.model or model, usage, recorded.seq))
-        return OK
+        return OK if recorded.kept else NOT_SAVED
 
 
 def run_chat(app: App, req: ChatRequest, write: Write, note: Write) -> int:
@@ -250,15 +264,16 @@ def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: 
     return f"replayed {replayed} message(s) · model {model}{tokens} · saved as round {seq}"
 
 
-def read_message(parts: tuple[str, ...], stdin: Any = None) -> str:
-    """The MESSAGE words joined, or stdin for "-" (or no words with stdin piped)."""
+def read_message(parts: tuple[str, ...], stdin: Any = None, note: Write = lambda text: None) -> str:
+    """The MESSAGE words joined, or stdin for "-" (or no words with stdin piped). Bytes that
+    are not UTF-8 are replaced with U+FFFD, with a note (see _input)."""
     stdin = stdin or sys.stdin
     if parts == ("-",) or (not parts and not stdin.isatty()):
-        text = stdin.read()
+        text = read_stdin(stdin, note)
     elif not parts:
         raise ChatUsageError("no MESSAGE given (pass it as arguments, or pipe it on stdin)")
     else:
-        text = " ".join(parts)
+        text = clean_arg(" ".join(parts), "MESSAGE", note)
     if not text.strip():
         raise ChatUsageError("the message is empty")
     return text.rstrip("\n")

@@ -7,6 +7,12 @@ import sys
 import click
 
 from ._app import App, deployment_id, pass_app
+from ._input import Seconds, clean_arg
+
+
+def _text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A text option with bytes that are not UTF-8 replaced, and a note (see _input)."""
+    return None if value is None else clean_arg(value, f"--{param.name}", _note)
 
 
 def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> dict:
@@ -14,10 +20,13 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
         return {}
     import msgspec
 
+    value = clean_arg(value, "--params", _note)
     try:
         doc = msgspec.json.decode(value)
     except msgspec.DecodeError as e:
         raise click.BadParameter(f"not valid JSON ({e})") from None
+    except RecursionError:  # msgspec stops at about a thousand levels
+        raise click.BadParameter("nested too deeply: request fields are a flat JSON object") from None
     if not isinstance(doc, dict):
         raise click.BadParameter('must be a JSON object, e.g. \'{"temperature": 0.2}\'')
     return doc
@@ -27,13 +36,13 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
 @click.argument("deployment", callback=deployment_id)
 @click.argument("message", nargs=-1)
 @click.option("--history-limit", type=click.IntRange(min=0), help="Messages of history to replay (default 10; 0: none, the round is still saved).")
-@click.option("--system", help="System prompt for this turn (not saved in history).")
-@click.option("--model", help="Model to request (default: config, else the server's first model).")
+@click.option("--system", callback=_text, help="System prompt for this turn (not saved in history).")
+@click.option("--model", callback=_text, help="Model to request (default: config, else the server's first model).")
 @click.option("--params", callback=_params, help='Extra request fields as a JSON object, e.g. \'{"temperature": 0}\'.')
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Longest answer, in tokens.")
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it arrives.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole response object (not streamed).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=300.0, show_default=True, help="Seconds to wait for the server's next bytes.")
+@click.option("--timeout", type=Seconds(), default=300.0, show_default=True, help="Seconds to wait for the server's next bytes (at most 86400).")
 @click.option("--endpoint", help="Endpoint base URL for this call (default: config).")
 @click.option("--token", help="Bearer token for this call (default: config).")
 @click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
@@ -46,7 +55,8 @@ def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) ->
     MESSAGE "-", or none with stdin piped, reads the message from stdin; no MESSAGE on a
     terminal (or -i) opens an interactive conversation (/help there lists its commands).
     The round is saved only when a complete answer with text arrived. Exit codes: 0 saved,
-    1 failed, 2 usage, 3 answered without text (tool call, refusal, empty), 130 interrupted.
+    1 failed, 2 usage, 3 answered without text (tool call, refusal, empty), 4 answered but
+    not saved (the round alone is over the history cap), 130 interrupted, 143 SIGTERM, 129 SIGHUP.
 
     \b
     Example:
@@ -64,7 +74,7 @@ def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) ->
             req = ChatRequest(deployment, verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
             with ChatSession(app, req) as session:
                 return Repl(session).run(" ".join(message) if message else None)
-        req = ChatRequest(deployment, read_message(message), verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
+        req = ChatRequest(deployment, read_message(message, note=_note), verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
         return run_chat(app, req, write=_write_stdout, note=_note)
     except ChatUsageError as e:
         raise click.UsageError(str(e)) from None

@@ -11,6 +11,26 @@ from ._app import App, deployment_id, pass_app
 MASK = "********"
 
 
+class Unsettable(click.ParamType):
+    """`inner`, or "" to unset the setting (for numbers too: `--history-cap ""`)."""
+
+    def __init__(self, inner: click.ParamType) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> object:
+        if value == "":
+            return ""
+        return self.inner.convert(value, param, ctx)
+
+    def get_metavar(self, param: click.Parameter, *args: object, **kwargs: object) -> str | None:
+        return self.inner.get_metavar(param, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def _count(minimum: int) -> Unsettable:
+    return Unsettable(click.IntRange(min=minimum))
+
+
 def _endpoint(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value and not value.startswith(("http://", "https://")):
         raise click.BadParameter(f"{value!r} is not an http:// or https:// URL")
@@ -34,21 +54,25 @@ def chat_config() -> None:
 @click.option("--token", help="Bearer token ('-' reads it from stdin, keeping it out of shell history).")
 @click.option("--model", help="Model name to request (default: the server's first model).")
 @click.option("--system", help="System prompt sent first on every turn.")
-@click.option("--history-limit", type=click.IntRange(min=0), help="Messages replayed as context (default 10).")
-@click.option("--history-cap", type=click.IntRange(min=0), help="Messages kept on disk (default 100).")
-@click.option("--history-max-bytes", type=click.IntRange(min=0), help="Bytes kept on disk (default 1048576).")
-@click.option("--context-window", type=click.IntRange(min=1), help="The model's context size in tokens, if the server does not say.")
+@click.option("--history-limit", type=_count(0), help="Messages replayed as context (default 10).")
+@click.option("--history-cap", type=_count(0), help="Messages kept on disk (default 100).")
+@click.option("--history-max-bytes", type=_count(0), help="Bytes kept on disk (default 1048576).")
+@click.option("--context-window", type=_count(1), help="The model's context size in tokens, if the server does not say.")
 @pass_app
 def set_(app: App, deployment: str, **values: object) -> None:
-    """Set DEPLOYMENT's settings; an empty value ("") unsets one.
+    """Set DEPLOYMENT's settings; an empty value ("") unsets one, numbers included.
 
     \b
     Example:
       bai deployment chat-config set my-llm --model llama-3-8b --history-limit 20
       bai deployment chat-config set my-llm --system ""        # unset the system prompt
+      bai deployment chat-config set my-llm --history-cap ""   # back to the default cap
     """
+    from ._input import clean_arg, read_stdin
+
     if values.get("token") == "-":
-        values["token"] = sys.stdin.readline().strip()
+        values["token"] = read_stdin(sys.stdin, _note, line=True).strip()
+    values = {k: clean_arg(v, f"--{k.replace('_', '-')}", _note) if isinstance(v, str) else v for k, v in values.items()}
     changes = {k: (None if v == "" else v) for k, v in values.items() if v is not None}
     if not changes:
         raise click.UsageError("nothing to set: give at least one option")
@@ -136,6 +160,10 @@ def cache_clear(app: App, deployment: str) -> None:
     """
     app.settings.update_cache(deployment, None)
     click.echo(f"Cleared the cache of {deployment}.", err=True)
+
+
+def _note(text: str) -> None:
+    click.echo(f"bai: {text}", err=True)
 
 
 def _print_entry(deployment: str, entry: dict, as_json: bool, *, unset: str) -> None:

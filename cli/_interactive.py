@@ -9,12 +9,15 @@ or /exit leaves. Errors are shown and the session goes on.
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
 from typing import Callable
 
 import click
 
 from ._app import use_color
 from ._chat import ChatSession, ChatUsageError
+from ._input import clean_arg
 
 HELP = """\
 Type a message and press Enter. End a line with \\ to continue on the next one, or
@@ -55,7 +58,7 @@ class Repl:
 
         from .endpoint import EndpointError
 
-        history = _load_input_history(self.session)
+        history = _load_input_history(self.session, self.error)
         try:
             self._banner()
             if first_message:
@@ -89,12 +92,15 @@ class Repl:
     def _turn(self, text: str, recoverable: tuple[type[BaseException], ...]) -> None:
         try:
             self.session.turn(text, self.out, self.note)
-        except KeyboardInterrupt:
-            self.note("interrupted; nothing was saved")
+        except KeyboardInterrupt as e:
+            self.note("interrupted; " + ("the answer was saved" if getattr(e, "saved", False) else "nothing was saved"))
         except recoverable as e:
             self.error(str(e))
 
     def _read_message(self) -> str:
+        return clean_arg(self._read_lines(), "the message", self.note)
+
+    def _read_lines(self) -> str:
         line = self.read_line(self._prompt(PROMPT))
         if line.strip() == '"""':
             lines = []
@@ -158,39 +164,59 @@ class Repl:
 
 
 class _InputHistory:
-    """readline's line history, kept in the store's root (0600)."""
+    """readline's line history, kept in bai/input_history (0600). Written like every file of
+    the store: into a new private file, then put in place by rename; a link (or a FIFO) in its
+    place is refused with one line, and its target left untouched."""
 
-    def __init__(self, path: os.PathLike[str] | None) -> None:
+    def __init__(self, path: Path | None, error: Callable[[str], None]) -> None:
         self.path = path
+        self.error = error
 
     def save(self) -> None:
         if self.path is None:
             return
         import readline
 
+        from eventlog._fsio import OddPath, check_replaceable, open_private, tmp_name
+
+        tmp = tmp_name(self.path)
         try:
+            check_replaceable(self.path)
+            os.close(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL))  # ours, 0600, before readline writes it
             readline.set_history_length(1000)
-            readline.write_history_file(self.path)
-            os.chmod(self.path, 0o600)
+            readline.write_history_file(str(tmp))
+            os.replace(tmp, self.path)
+        except OddPath as e:
+            self.error(f"the input history is not saved: {e}; {e.advice}")
         except OSError:
             pass  # line history is a convenience; the transcript is what matters
+        finally:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
-def _load_input_history(session: ChatSession) -> _InputHistory:
+def _load_input_history(session: ChatSession, error: Callable[[str], None]) -> _InputHistory:
     try:
         import readline  # line editing for input(); absent on some platforms
     except ImportError:
-        return _InputHistory(None)
+        return _InputHistory(None, error)
+    from eventlog import StoreError
+    from eventlog._fsio import read_bytes
+
     paths = session.app.store.paths
     path = paths.own / HISTORY_FILE
     legacy = paths.root / HISTORY_FILE  # where bai 0.1 kept it
-    if legacy.is_file() and not path.exists() and path.parent.is_dir():
-        try:
-            os.replace(legacy, path)
-        except OSError:
-            pass
     try:
-        readline.read_history_file(path)
-    except (FileNotFoundError, OSError):
+        if stat.S_ISREG(os.lstat(legacy).st_mode) and not os.path.lexists(path) and stat.S_ISDIR(os.lstat(path.parent).st_mode):
+            os.replace(legacy, path)
+    except OSError:
         pass
-    return _InputHistory(path if path.parent.exists() else None)
+    try:
+        data = read_bytes(path)  # never a FIFO: reading one would wait for a writer forever
+    except StoreError:
+        data = None
+    for line in (data or b"").decode("utf-8", "replace").splitlines()[-1000:]:
+        readline.add_history(line)
+    return _InputHistory(path if path.parent.is_dir() else None, error)

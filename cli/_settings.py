@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from eventlog import Caps, Store, canonical_deployment_id, is_uuid, is_valid_deployment_id
+from eventlog import Caps, Store, StoreBusy, StoreError, canonical_deployment_id, is_uuid, is_valid_deployment_id
 
 from . import _settings_file as files
 from ._settings_file import SettingsFile
@@ -141,11 +141,18 @@ class Settings:
         self._write({CONFIG: (deployment, shared), OWN_CONFIG: (deployment, own)})
 
     def update_cache(self, deployment: str, changes: dict[str, Any] | None) -> None:
-        """Change bai's cache entry (`changes` None: forget it, and Backend.AI's entry too)."""
+        """Change bai's cache entry (`changes` None: forget it, and Backend.AI's entry too).
+        What a chat learns is a convenience: if it cannot be written (the cache file is a link,
+        unreadable...) that is a warning and the chat goes on."""
         if changes is None:
             self._write({CACHE: (deployment, None), OWN_CACHE: (deployment, None)})
-        else:
+            return
+        try:
             self._write({OWN_CACHE: (deployment, changes)})
+        except StoreError as e:
+            if isinstance(e, StoreBusy):
+                raise
+            self.warn(f"what bai learned from the endpoint is not cached: {e}")
 
     def _write(self, edits: dict[str, tuple[str, dict[str, Any] | None]]) -> None:
         with self.store.locked():

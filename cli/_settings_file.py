@@ -1,8 +1,11 @@
 """One JSON settings file of the store: `{"deployments": {"<id>": {...}}}`, read leniently.
 
-A file that cannot be read is a one-line warning and counts as empty; before it is next
-replaced, its bytes are kept aside (bai/kept), so nothing the user wrote is lost. Keys this
-version does not know are kept as they are when the file is rewritten.
+A file that is not valid (bad JSON, nested too deeply, not an object) is a one-line warning
+and counts as empty; before it is next replaced, its bytes are kept aside (bai/kept), so nothing
+the user wrote is lost. A file that cannot be read at all (no permission, a FIFO, a folder) is a
+warning too, but is never replaced: what bai could not keep, it does not overwrite. A link is
+read through, and never written through (the store refuses). Keys this version does not know
+are kept as they are when the file is rewritten.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from typing import Any, Callable
 
 import msgspec
 
-from eventlog import Store
+from eventlog import Store, StoreError
+from eventlog._text import scrub_tree
 
 Warn = Callable[[str], None]
 
@@ -20,6 +24,7 @@ class SettingsFile(msgspec.Struct):
     name: str  # relative to the store's root: "config.json", "bai/config.json"
     raw: dict[str, Any] = {}  # the whole document
     damaged: bytes | None = None  # the original bytes when they could not be read
+    unreadable: Exception | None = None  # why the file could not be read at all: it is not replaced
 
     @property
     def deployments(self) -> dict[str, Any]:
@@ -56,17 +61,17 @@ class SettingsFile(msgspec.Struct):
             self.deployments.pop(deployment, None)
 
     def encode(self) -> bytes:
-        return msgspec.json.format(msgspec.json.encode(self.raw), indent=2) + b"\n"
+        return msgspec.json.format(msgspec.json.encode(scrub_tree(self.raw)), indent=2) + b"\n"
 
 
 def load(store: Store, name: str, warn: Warn) -> SettingsFile:
     path = store.paths.root / name
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return SettingsFile(name)
-    except OSError as e:
-        warn(f"cannot read {path}: {e.strerror}; going on without it")
+        data = store.read_file(name)
+    except StoreError as e:
+        warn(f"{e}; going on without it")
+        return SettingsFile(name, unreadable=e)
+    if data is None:
         return SettingsFile(name)
     try:
         raw = msgspec.json.decode(data)
@@ -75,11 +80,17 @@ def load(store: Store, name: str, warn: Warn) -> SettingsFile:
     except (msgspec.DecodeError, ValueError) as e:
         warn(f"ignoring {path}: it is not valid ({e}); it is kept as a copy when next written")
         return SettingsFile(name, damaged=data)
+    except RecursionError:  # msgspec's limit, about a thousand levels: no settings file nests so deep
+        warn(f"ignoring {path}: it is nested too deeply to be a settings file; it is kept as a copy when next written")
+        return SettingsFile(name, damaged=data)
     return SettingsFile(name, raw)
 
 
 def save(store: Store, settings: SettingsFile) -> None:
-    """Write the file (caller holds store.locked()), keeping a damaged original first."""
+    """Write the file (caller holds store.locked()), keeping a damaged original first. A file
+    that could not be read is not replaced: its error is raised again."""
+    if settings.unreadable is not None:
+        raise StoreError(f"{settings.unreadable}; {settings.name} is left as it is, nothing was changed")
     if settings.damaged:
         store.keep_copy(settings.name, settings.damaged)
         settings.damaged = None

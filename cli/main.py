@@ -1,7 +1,10 @@
 """The `bai` console script: the command tree, and the one place failures become exit codes.
 
 Exit codes (DESIGN.md): 0 answered and saved; 1 failed, nothing saved; 2 usage error;
-3 answered without assistant text, nothing saved; 130 interrupted, nothing saved.
+3 answered without assistant text, nothing saved; 4 answered, but not saved: the round alone
+is larger than the deployment's history cap (history_cap / history_max_bytes); 130
+interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP): nothing saved, unless
+the line says the signal came while the answer was being saved (it then is).
 Every failure is one line on stderr; a traceback only with BAI_DEBUG=1.
 """
 
@@ -16,6 +19,7 @@ from ._cmd_chat import chat
 from ._cmd_config import chat_cache, chat_config
 from ._cmd_history import chat_history
 from ._exitcodes import FAILED, INTERRUPTED, USAGE
+from ._signals import Terminated, terminating
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -63,6 +67,25 @@ def run(argv: list[str] | None = None) -> int:
     if "_BAI_COMPLETE" in os.environ:  # click's shell-completion protocol lives in its main()
         bai.main(args=argv, prog_name="bai")
     try:
+        with terminating():
+            return _run(argv)
+    except Terminated as e:  # arrived after _run's handlers, while it returned: still one line
+        _said(e)
+        return e.exit_code
+
+
+def _said(e: Terminated) -> None:
+    from ._signals import NAMES
+
+    outcome = "the answer was saved" if e.saved else "nothing was saved"
+    try:
+        click.echo(f"bai: {NAMES.get(e.signum, f'signal {e.signum}')}; {outcome}", err=True)
+    except (OSError, ValueError):
+        pass  # the terminal is gone (SIGHUP): the exit code says it
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
         # Not bai.main(): it prints a stray newline on Ctrl-C; errors are reported below instead.
         with bai.make_context("bai", list(sys.argv[1:] if argv is None else argv)) as ctx:
             result = bai.invoke(ctx)
@@ -76,8 +99,12 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         _error(e.format_message())
         return e.exit_code
-    except (KeyboardInterrupt, click.Abort):
-        click.echo("bai: interrupted; nothing was saved", err=True)  # an answer in progress ended its line
+    except Terminated as e:
+        _said(e)
+        return e.exit_code
+    except (KeyboardInterrupt, click.Abort) as e:
+        outcome = "the answer was saved" if getattr(e, "saved", False) else "nothing was saved"
+        click.echo(f"bai: interrupted; {outcome}", err=True)  # an answer in progress ended its line
         return INTERRUPTED
     except BrokenPipeError:
         _quiet_broken_pipe()

@@ -1,0 +1,397 @@
+"""Bad input, hostile files and signals at the command line (issue 9: items 2, 3, 5, 6, 7, the
+answer that was spent then lost, imports over the cap, 401, SIGTERM/SIGHUP; issue 12 item 4).
+
+Every case ends in a clear line (a note, a warning or one error line) and the documented exit
+code, never "internal error"; nothing undecodable reaches a saved file. The chats run against
+tests/echo_server.py on 127.0.0.1 (its answer echoes what it was sent); the real `bai`
+executable runs where argv bytes, signals or a FIFO need a real process (under a timeout).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import threading
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from cli import main as cli_main
+from tests.e2e.helpers import BAI, bai_env
+from tests.echo_server import EchoServer
+
+U1 = "0f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"
+U2 = "1f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"
+DEEP = "[" * 100_000 + "]" * 100_000
+TIMEOUT = 30
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAI_CHAT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("BAI_DEBUG", raising=False)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def server():
+    with EchoServer() as s:
+        yield s
+
+
+@click.command(add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def _entry(ctx):
+    ctx.exit(cli_main.run(ctx.args))
+
+
+def bai(*args, input=None):
+    """`bai` in-process, as the console script runs it: (code, stdout, stderr)."""
+    result = CliRunner().invoke(_entry, list(args), input=input, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_bai(home: Path, *args, input: bytes | None = None, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """The installed `bai` in a process of its own (argv as bytes, a FIFO that could hang)."""
+    return subprocess.run([BAI, *args], env=bai_env(home), input=input, capture_output=True, timeout=timeout,
+                          stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.strip()]
+
+
+def assert_clean_error(code: int, err: str, expected: int) -> None:
+    assert code == expected, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert len([line for line in lines(err) if line.startswith("bai: error")]) == 1, err
+
+
+def strict_utf8_files(home: Path) -> None:
+    """Every file bai saved decodes as strict UTF-8 and holds no escaped lone surrogate."""
+    for dirpath, _, names in os.walk(home):
+        for name in names:
+            data = (Path(dirpath) / name).read_bytes()
+            text = data.decode("utf-8")  # raises on bytes that are not UTF-8
+            assert "\\udc" not in text.lower() and "\\ud8" not in text.lower(), name
+
+
+def configure(server, deployment="d1", *extra):
+    code, _, err = bai("deployment", "chat-config", "set", deployment, "--endpoint", server.root_url, "--model", "m", *extra)
+    assert code == 0, err
+
+
+def saved(home, deployment="d1") -> list[str]:
+    code, out, err = bai("deployment", "chat-history", "show", deployment, "--json")
+    assert code == 0, err
+    return [m["content"] for m in json.loads(out)["messages"]]
+
+
+# -- item 6: bytes that are not UTF-8, numbers that are not durations ----------------------------
+
+def test_stdin_that_is_not_utf8_is_sent_with_replacements_and_a_note(home, server):
+    configure(server)
+    code, out, err = bai("deployment", "chat", "d1", "-", input=b"diff of caf\xe9.txt (latin-1)\n")
+    assert code == 0, err
+    assert lines(err) == ["bai: stdin is not valid UTF-8: 1 byte(s) replaced with U+FFFD"]
+    assert server.chat_requests()[-1]["messages"][-1]["content"] == "diff of caf\ufffd.txt (latin-1)"
+    assert saved(home)[0] == "diff of caf\ufffd.txt (latin-1)"
+    strict_utf8_files(home)
+
+
+def test_argv_that_is_not_utf8_is_sent_with_replacements_and_a_note(home, server):
+    """Real argv bytes (a latin-1 terminal): Python keeps them as lone surrogates."""
+    home.mkdir(parents=True)
+    assert run_bai(home, "deployment", "chat-config", "set", U1, "--endpoint", server.root_url,
+                   "--system", b"r\xe9sum\xe9 briefly").returncode == 0
+    p = run_bai(home, "deployment", "chat", U1, b"caf\xe9", "--params", b'{"stop": ["\xff"]}', "--model", b"m\xe9")
+    err = p.stderr.decode()
+    assert p.returncode == 0, err
+    assert "MESSAGE is not valid UTF-8: 1 byte(s)" in err and "--params is not valid UTF-8" in err, err
+    assert "internal error" not in err
+    sent = server.chat_requests()[-1]
+    assert sent["messages"][0] == {"role": "system", "content": "r\ufffdsum\ufffd briefly"}
+    assert sent["messages"][-1]["content"] == "caf\ufffd" and sent["stop"] == ["\ufffd"] and sent["model"] == "m\ufffd"
+    history = json.loads((home / "history.json").read_bytes())  # what Backend.AI's pydantic reads
+    assert history["deployments"][U1][0]["content"] == "caf\ufffd"
+    strict_utf8_files(home)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e308", "0", "-1", "ten"])
+def test_timeout_that_is_no_duration_is_a_usage_error(home, value):
+    code, _, err = bai("deployment", "chat", "d1", "hi", "--endpoint", "http://127.0.0.1:9", "--timeout", value)
+    assert_clean_error(code, err, 2)
+    assert "--timeout" in err
+
+
+# -- item 2: 100k-deep JSON in --params and in every settings file -------------------------------
+
+def test_deeply_nested_params_is_a_usage_error(home):
+    code, _, err = bai("deployment", "chat", "d1", "hi", "--endpoint", "http://127.0.0.1:9", "--params", DEEP)
+    assert_clean_error(code, err, 2)
+    assert "nested too deeply" in err
+
+
+@pytest.mark.parametrize("name", ["config.json", "cache.json", "bai/config.json", "bai/cache.json"])
+def test_deeply_nested_settings_file_is_a_warning_and_kept_when_replaced(home, server, name):
+    (home / "bai").mkdir(parents=True)
+    (home / name).write_text(DEEP)
+    code, _, err = bai("deployment", "chat-cache" if "cache" in name else "chat-config", "show", U1)
+    assert code == 0 and "nested too deeply" in err and "internal error" not in err, err
+    configure(server, U1)  # rewrites config.json and bai/config.json
+    code, out, err = bai("deployment", "chat", U1, "hello")
+    assert code == 0 and "echo: hello" in out, err
+    bai("deployment", "chat-cache", "clear", U1)  # rewrites the cache files too
+    copies = [p for p in (home / "bai" / "kept").iterdir() if p.name.startswith(name.replace("/", "-") + ".")]
+    assert [p.read_text() for p in copies] == [DEEP]
+    json.loads((home / name).read_bytes())  # a valid file again
+
+
+# -- item 7 / issue 12 item 4: "" unsets every option, numbers too -------------------------------
+
+def test_empty_value_unsets_numeric_settings(home):
+    options = ["--history-limit", "--history-cap", "--history-max-bytes", "--context-window"]
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--model", "m", *[x for o in options for x in (o, "8")])
+    assert code == 0, err
+    for option in options:
+        code, _, err = bai("deployment", "chat-config", "set", "d1", option, "")
+        assert code == 0, err
+    assert json.loads((home / "bai" / "config.json").read_text())["deployments"]["d1"] == {"model": "m"}
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--history-cap", "-1")
+    assert code == 2  # still checked when not empty
+
+
+# -- item 5: answered but not saved has its own exit code ----------------------------------------
+
+def test_round_too_large_for_the_cap_exits_4(home, server):
+    configure(server, "d1", "--history-max-bytes", "200")
+    code, out, err = bai("deployment", "chat", "d1", "x" * 300)
+    assert code == 4 and "echo: " in out and "not saved" in err, err
+    assert saved(home) == []
+    assert "4 answered but" in bai("deployment", "chat", "--help")[1]
+    assert cli_main.__doc__ and "4 answered, but not saved" in cli_main.__doc__
+
+
+# -- item 3: a FIFO or a folder in another deployment's log slot --------------------------------
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_odd_log_slot_of_another_deployment_does_not_stop_a_chat(home, server, kind):
+    configure(server, U1)
+    configure(server, U2)
+    assert run_bai(home, "deployment", "chat", U2, "first").returncode == 0
+    other = home / "bai" / "logs" / f"{U2}.jsonl"
+    other.unlink()
+    os.mkfifo(other) if kind == "fifo" else other.mkdir()
+    p = run_bai(home, "deployment", "chat", U1, "hello")  # a FIFO opened blocking would hang here
+    err = p.stderr.decode()
+    assert p.returncode == 0 and b"echo: hello" in p.stdout, err
+    assert "internal error" not in err and U2 in err  # a warning about the other slot
+    assert saved(home, U1) == ["hello", "echo: hello [1 messages]"]
+    listing = run_bai(home, "deployment", "chat-history", "list", "--json")
+    assert listing.returncode == 0 and [d["deployment"] for d in json.loads(listing.stdout)] == [U1]
+
+
+def test_odd_own_log_slot_fails_before_sending(home, server, tmp_path):
+    configure(server)
+    (home / "bai" / "logs").mkdir(parents=True, exist_ok=True)
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(b"keep me\n")
+    (home / "bai" / "logs" / "d1.jsonl").symlink_to(outside)
+    code, out, err = bai("deployment", "chat", "d1", "hello")
+    assert_clean_error(code, err, 1)
+    assert "symbolic link" in err and "nothing was sent" in err and out == ""
+    assert server.chat_requests() == [] and outside.read_bytes() == b"keep me\n"
+
+
+# -- the answer is not spent and then lost: read-only store, busy lock -------------------------
+
+@pytest.fixture
+def read_only(home):
+    """Make `home` really read-only to bai: a read-only tmpfs when root (whom modes do not
+    stop), mode 0500 for anyone else. Yields a function that turns it read-only."""
+    made: list[str] = []
+
+    def seal() -> None:
+        if os.geteuid() == 0:
+            state = home.parent / "state"
+            os.rename(home, state)
+            home.mkdir()
+            if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(home)],
+                              capture_output=True).returncode != 0:
+                pytest.skip("cannot mount a tmpfs here (root without CAP_SYS_ADMIN)")
+            made.append(str(home))
+            subprocess.run(["cp", "-a", f"{state}/.", str(home)], check=True)
+            subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        else:
+            for dirpath, _, _ in os.walk(home):
+                os.chmod(dirpath, 0o500)
+
+    yield seal
+    for mountpoint in made:
+        subprocess.run(["umount", mountpoint], check=True)
+
+
+def test_read_only_store_fails_before_sending(home, server, read_only):
+    configure(server)
+    assert bai("deployment", "chat", "d1", "first")[0] == 0
+    asked = len(server.chat_requests())
+    read_only()
+    code, out, err = bai("deployment", "chat", "d1", "hello")
+    assert_clean_error(code, err, 1)
+    assert "nothing was sent" in err and out == ""
+    assert len(server.chat_requests()) == asked
+
+
+def test_busy_lock_before_sending_fails_fast_and_after_the_answer_is_waited_for(home, server, monkeypatch):
+    from cli import _chat
+    from cli._app import App
+    from eventlog import StoreUnwritable, _lock, _store
+
+    configure(server)
+    bai("deployment", "chat", "d1", "first")
+    monkeypatch.setattr(_store, "PROBE_WAIT", 0.1)
+    monkeypatch.setattr(_lock, "NOTE_AFTER", 0.1)
+    holder = os.open(home / ".lock", os.O_RDWR)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another bai, for as long as this test says
+        asked = len(server.chat_requests())
+        with pytest.raises(StoreUnwritable, match="nothing was sent"):
+            _chat.run_chat(App(), _chat.ChatRequest("d1", "hello"), write=lambda t: None, note=lambda t: None)
+        assert len(server.chat_requests()) == asked
+        fcntl.flock(holder, fcntl.LOCK_UN)
+
+        notes: list[str] = []
+        release = threading.Timer(0.5, lambda: fcntl.flock(holder, fcntl.LOCK_UN))
+
+        def write(text: str) -> None:  # the answer arrives: now another process takes the lock
+            if not release.is_alive() and not release.finished.is_set():
+                fcntl.flock(holder, fcntl.LOCK_EX)
+                release.start()
+
+        code = _chat.run_chat(App(), _chat.ChatRequest("d1", "hello"), write=write, note=notes.append)
+        release.join()
+    finally:
+        os.close(holder)
+    assert code == 0 and any("waiting up to 60 s" in n for n in notes), notes
+    assert saved(home)[-2:] == ["hello", "echo: hello [3 messages]"]
+
+
+# -- item 1 at the prompt: the input history is never written through a link --------------------
+
+def test_input_history_link_is_refused_and_its_target_untouched(home, tmp_path):
+    pytest.importorskip("readline")
+    from cli._interactive import _InputHistory
+
+    (home / "bai").mkdir(parents=True)
+    target = tmp_path / "bashrc"
+    target.write_bytes(b"export KEEP=1\n")
+    os.chmod(target, 0o644)
+    (home / "bai" / "input_history").symlink_to(target)
+    errors: list[str] = []
+    _InputHistory(home / "bai" / "input_history", errors.append).save()
+    assert target.read_bytes() == b"export KEEP=1\n" and stat.S_IMODE(os.stat(target).st_mode) == 0o644
+    assert len(errors) == 1 and "symbolic link" in errors[0] and "\n" not in errors[0]
+    assert (home / "bai" / "input_history").is_symlink()
+    assert not [n for n in os.listdir(home / "bai") if ".tmp." in n]  # no leftover
+
+
+def test_input_history_fifo_does_not_hang_the_prompt(home, server):
+    """Opening a FIFO to read the line history would wait for a writer forever."""
+    pytest.importorskip("pexpect")
+    configure(server)
+    os.mkfifo(home / "bai" / "input_history")
+    p = run_bai(home, "deployment", "chat", "d1", "-i", input=b"/exit\n")
+    assert p.returncode == 0, p.stderr
+
+
+# -- the store's folder: BAI_CHAT_HOME at an existing folder is made private, and said ----------
+
+def test_existing_folder_made_private_is_said_once(home, server):
+    home.mkdir()
+    os.chmod(home, 0o755)
+    (home / "notes.txt").write_text("mine")
+    os.chmod(home / "notes.txt", 0o644)
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--model", "m")
+    assert code == 0
+    said = [line for line in lines(err) if "private" in line]
+    assert len(said) == 1 and "0755 -> 0700" in said[0] and str(home) in said[0], err
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--model", "m2")
+    assert code == 0 and "private" not in err
+
+
+def test_store_path_that_is_a_file_is_one_line_and_left_alone(tmp_path, monkeypatch):
+    path = tmp_path / "a-file"
+    path.write_text("mine")
+    os.chmod(path, 0o644)
+    monkeypatch.setenv("BAI_CHAT_HOME", str(path))
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--model", "m")
+    assert_clean_error(code, err, 1)
+    assert "not a folder" in err
+    assert path.read_text() == "mine" and stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+# -- a refused token is kept, and the error says how to replace it -------------------------------
+
+def test_refused_token_is_kept_and_the_error_says_how_to_replace_it(home, server):
+    configure(server, U1, "--token", "wrong-token")
+    server.fail_next(401, {"error": {"message": "invalid api key", "type": "invalid_request_error"}})
+    code, _, err = bai("deployment", "chat", U1, "hello")
+    assert_clean_error(code, err, 1)
+    assert f"chat-config set {U1} --token" in err and "wrong-token" not in err
+    assert json.loads((home / "config.json").read_text())["deployments"][U1]["token"] == "wrong-token"
+
+
+# -- SIGTERM and SIGHUP: one line, 128 + the signal, nothing saved ------------------------------
+
+@pytest.mark.parametrize("signum,code,said", [(signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 129, "hung up")])
+def test_sigterm_and_sighup_end_with_one_line(home, signum, code, said):
+    """bai waits on a server that never answers; the signal ends it at once, nothing saved."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(TIMEOUT)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        # model and window known: the chat request is the first and only request
+        assert bai("deployment", "chat-config", "set", "d1", "--endpoint", url, "--model", "m", "--context-window", "4096")[0] == 0
+        proc = subprocess.Popen([BAI, "deployment", "chat", "d1", "hello"],
+                                env=bai_env(home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(TIMEOUT)
+                request = b""
+                while b'"hello"' not in request:  # the whole request arrived: bai now waits for the answer
+                    chunk = conn.recv(65536)
+                    assert chunk, "bai hung up before sending"
+                    request += chunk
+                proc.send_signal(signum)
+                out, err = proc.communicate(timeout=TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == code, err
+    assert lines(err.decode()) == [f"bai: {said} ({signal.Signals(signum).name}); nothing was saved"], err
+    assert saved(home) == []
+
+
+def test_a_signal_during_the_save_takes_effect_after_it(home):
+    from cli._signals import InterruptedAfterSave, Terminated, saving
+    from eventlog import Store
+
+    with pytest.raises(Terminated) as caught:
+        with saving():
+            os.kill(os.getpid(), signal.SIGTERM)  # held: the save below still happens
+            Store(home, warn=lambda m: None).record_round("d1", "q", "a")
+    assert caught.value.saved and caught.value.exit_code == 143
+    with pytest.raises(InterruptedAfterSave):
+        with saving():
+            os.kill(os.getpid(), signal.SIGINT)
+    assert saved(home) == ["q", "a"]
