@@ -85,7 +85,8 @@ def set_(app: App, deployment: str, **values: object) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON (token masked).")
 @pass_app
 def show(app: App, deployment: str, as_json: bool) -> None:
-    """Show DEPLOYMENT's settings (the token is masked).
+    """Show DEPLOYMENT's settings (the token is masked). A deployment bai knows nothing of
+    (no settings, cache or history: a mistyped id, most likely) is an error.
 
     \b
     Example:
@@ -93,6 +94,9 @@ def show(app: App, deployment: str, as_json: bool) -> None:
     """
     import msgspec
 
+    if not app.settings.known(deployment) and not app.store.rounds(deployment):
+        raise click.ClickException(f"bai knows no deployment {deployment} (no settings, cache or history); "
+                                   f"set it up with: bai deployment chat-config set {deployment} --endpoint URL")
     config = msgspec.structs.asdict(app.deployment_config(deployment))
     if config["token"]:
         config["token"] = MASK  # never the token, nor its length

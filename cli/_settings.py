@@ -123,8 +123,10 @@ class Settings:
         return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
 
     def known(self, deployment: str) -> bool:
-        """Whether any file holds something for the deployment."""
-        return any(deployment in self._file(n).deployments for n in (CONFIG, CACHE, OWN_CONFIG, OWN_CACHE))
+        """Whether any file holds something for the deployment (or might: a file that could not
+        be read says nothing either way)."""
+        files = [self._file(n) for n in (CONFIG, CACHE, OWN_CONFIG, OWN_CACHE)]
+        return any(deployment in f.deployments or f.damaged is not None or f.unreadable is not None for f in files)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -118,8 +118,10 @@ def _chmod_dir(path: Path, follow: bool) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
     except OSError as e:
-        if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise OddPath(path, "a symbolic link" if e.errno == errno.ELOOP else "not a folder", wanted="a folder") from None
+        if e.errno == errno.ELOOP:
+            raise OddPath(path, "a symbolic link", wanted="a folder") from None
+        if e.errno == errno.ENOTDIR:
+            raise OddPath(path, describe_mode(os.lstat(path).st_mode), wanted="a folder") from None
         raise
     try:
         os.fchmod(fd, DIR_MODE)

@@ -169,6 +169,15 @@ def test_empty_value_unsets_numeric_settings(home):
     assert code == 2  # still checked when not empty
 
 
+def test_showing_the_settings_of_an_unknown_deployment_is_an_error(home):
+    """Issue 12, item 14: a mistyped id is a one-line error, not a screen of "(not set)"."""
+    assert bai("deployment", "chat-config", "set", "d1", "--model", "m")[0] == 0
+    code, out, err = bai("deployment", "chat-config", "show", "d2")
+    assert_clean_error(code, err, 1)
+    assert "no deployment d2" in err and out == ""
+    assert bai("deployment", "chat-config", "show", "d1")[0] == 0
+
+
 # -- item 5: answered but not saved has its own exit code ----------------------------------------
 
 def test_round_too_large_for_the_cap_exits_4(home, server):
@@ -386,12 +395,23 @@ def test_a_signal_during_the_save_takes_effect_after_it(home):
     from cli._signals import InterruptedAfterSave, Terminated, saving
     from eventlog import Store
 
-    with pytest.raises(Terminated) as caught:
-        with saving():
-            os.kill(os.getpid(), signal.SIGTERM)  # held: the save below still happens
-            Store(home, warn=lambda m: None).record_round("d1", "q", "a")
-    assert caught.value.saved and caught.value.exit_code == 143
-    with pytest.raises(InterruptedAfterSave):
-        with saving():
-            os.kill(os.getpid(), signal.SIGINT)
+    class NotHeld(Exception):
+        """What a signal does if saving() does not hold it: the save is cut short."""
+
+    def not_held(signum, frame):
+        raise NotHeld(signum)
+
+    previous = {s: signal.signal(s, not_held) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with pytest.raises(Terminated) as caught:
+            with saving():
+                os.kill(os.getpid(), signal.SIGTERM)  # held: the save below still happens
+                Store(home, warn=lambda m: None).record_round("d1", "q", "a")
+        assert caught.value.saved and caught.value.exit_code == 143
+        with pytest.raises(InterruptedAfterSave):
+            with saving():
+                os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     assert saved(home) == ["q", "a"]
