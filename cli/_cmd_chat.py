@@ -7,12 +7,17 @@ import sys
 import click
 
 from ._app import App, deployment_id, pass_app
-from ._input import Seconds, clean_arg
+from ._input import Seconds, clean_arg, exact_arg
 
 
 def _text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A text option with bytes that are not UTF-8 replaced, and a note (see _input)."""
     return None if value is None else clean_arg(value, f"--{param.name}", _note)
+
+
+def _exact(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A value used as typed (a token): bytes that are not UTF-8 are a usage error."""
+    return None if value is None else exact_arg(value, f"--{param.name}")
 
 
 def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> dict:
@@ -43,8 +48,8 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it arrives.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole response object (not streamed).")
 @click.option("--timeout", type=Seconds(), default=300.0, show_default=True, help="Seconds to wait for the server's next bytes (at most 86400).")
-@click.option("--endpoint", help="Endpoint base URL for this call (default: config).")
-@click.option("--token", help="Bearer token for this call (default: config).")
+@click.option("--endpoint", callback=_text, help="Endpoint base URL for this call (default: config).")
+@click.option("--token", callback=_exact, help="Bearer token for this call (default: config).")
 @click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep the conversation going at a prompt (the default on a terminal with no MESSAGE).")
 @click.option("-v", "--verbose", is_flag=True, help="Also say on stderr what was replayed, the token counts and the saved round.")

@@ -68,10 +68,15 @@ def set_(app: App, deployment: str, **values: object) -> None:
       bai deployment chat-config set my-llm --system ""        # unset the system prompt
       bai deployment chat-config set my-llm --history-cap ""   # back to the default cap
     """
-    from ._input import clean_arg, read_stdin
+    from ._input import clean_arg, exact_arg, read_stdin
 
     if values.get("token") == "-":
-        values["token"] = read_stdin(sys.stdin, _note, line=True).strip()
+        replaced: list[str] = []
+        values["token"] = read_stdin(sys.stdin, replaced.append, line=True).strip()
+        if replaced:
+            raise click.UsageError("the token read from stdin is not valid UTF-8; nothing was changed")
+    if isinstance(values.get("token"), str):
+        exact_arg(values["token"], "--token")  # type: ignore[arg-type]
     values = {k: clean_arg(v, f"--{k.replace('_', '-')}", _note) if isinstance(v, str) else v for k, v in values.items()}
     changes = {k: (None if v == "" else v) for k, v in values.items() if v is not None}
     if not changes:

@@ -34,6 +34,17 @@ def clean_arg(value: str, what: str, note: Note) -> str:
     return value
 
 
+def exact_arg(value: str, what: str) -> str:
+    """A value that must arrive exactly as typed (a token): bytes that are not UTF-8 are a
+    usage error, not a replacement (a token with U+FFFD in it could only be refused later)."""
+    if not value.isascii():
+        from eventlog._text import lone_surrogates
+
+        if lone_surrogates(value):
+            raise click.UsageError(f"{what} is not valid UTF-8; nothing was changed")
+    return value
+
+
 def read_stdin(stream: IO[str] | Any, note: Note, *, line: bool = False) -> str:
     """All of stdin (or one line), decoded as UTF-8 with undecodable bytes replaced."""
     from eventlog._text import lone_surrogates, scrub

@@ -125,6 +125,24 @@ def test_argv_that_is_not_utf8_is_sent_with_replacements_and_a_note(home, server
     strict_utf8_files(home)
 
 
+def test_token_that_is_not_utf8_is_refused_not_replaced(home, server):
+    """A token must arrive exactly: one with U+FFFD in it could only be refused by the server."""
+    home.mkdir(parents=True)
+    for args, stdin in [(["chat-config", "set", "d1", "--token", b"t\xe9"], None),
+                        (["chat-config", "set", "d1", "--token", "-"], b"tok\xe9\n"),
+                        (["chat", "d1", "hi", "--endpoint", server.root_url, "--model", "m", "--token", b"t\xe9"], None)]:
+        p = run_bai(home, "deployment", *args, input=stdin)
+        err = p.stderr.decode()
+        assert p.returncode == 2 and "not valid UTF-8" in err and len(lines(err)) == 1, err
+    assert not (home / "bai" / "config.json").exists() and server.chat_requests() == []
+
+
+def test_endpoint_that_is_not_utf8_is_one_clear_line(home, server):
+    p = run_bai(home, "deployment", "chat", "d1", "hi", "--model", "m", "--endpoint", server.root_url.encode() + b"/\xe9")
+    err = p.stderr.decode()
+    assert "--endpoint is not valid UTF-8" in err and "internal error" not in err, err
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e308", "0", "-1", "ten"])
 def test_timeout_that_is_no_duration_is_a_usage_error(home, value):
     code, _, err = bai("deployment", "chat", "d1", "hi", "--endpoint", "http://127.0.0.1:9", "--timeout", value)
