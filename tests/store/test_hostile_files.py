@@ -158,6 +158,18 @@ def test_a_linked_folder_of_the_store_is_not_written_into(seeded, make_store, ro
     assert stat.S_IMODE(os.stat(elsewhere).st_mode) == 0o755, "a linked folder's mode was changed"
 
 
+def test_a_legacy_logs_link_is_not_moved_from(seeded, make_store, root, tmp_path):
+    """bai 0.1's `logs/` is moved into bai/logs once; a link of that name leads elsewhere: nothing
+    is taken out of the folder it points to."""
+    elsewhere = tmp_path / "someone-elses-logs"
+    elsewhere.mkdir()
+    (elsewhere / "x.jsonl").write_bytes(SECRET)
+    (root / "logs").symlink_to(elsewhere, target_is_directory=True)
+    make_store().record_round(D1, "q", "a")
+    assert os.listdir(elsewhere) == ["x.jsonl"] and (elsewhere / "x.jsonl").read_bytes() == SECRET
+    assert not log_path(root, "x").exists()
+
+
 def test_the_root_itself_may_be_a_link(tmp_path, warnings):
     """Users keep big folders elsewhere: the root may be a link to the store; nothing in it may."""
     real = tmp_path / "on-another-disk"
