@@ -235,11 +235,11 @@ class ChatSession:
         def waiting() -> None:
             note(f"another bai process holds the chat history's lock; waiting up to {SAVE_WAIT:g} s to save this answer")
 
-        with saving():  # a signal now takes effect once the round is saved
+        with saving() as hold:  # once the lock is taken, a signal takes effect after the save
             recorded = self.app.store.record_round(
                 self.deployment, message, content.text, user_at=user_at,
                 model=result.model or model, finish_reason=content.finish_reason, usage=usage, prompt_chars=sent_chars,
-                lock_timeout=max(SAVE_WAIT, self.app.store.lock_timeout), on_wait=waiting,
+                lock_timeout=max(SAVE_WAIT, self.app.store.lock_timeout), on_wait=waiting, on_locked=hold,
             )
         if content.truncated:
             note("the answer was cut at max_tokens (finish_reason: length); it is saved as it is")

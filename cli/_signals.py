@@ -1,10 +1,11 @@
 """SIGTERM and SIGHUP end bai the way Ctrl-C does: one line, exit 128 + the signal, nothing
 half-saved.
 
-While a round is being saved (`saving()`), SIGINT, SIGTERM and SIGHUP are held: the save
-completes, then the signal takes effect, and the line says the answer was saved. Elsewhere a
-signal raises at once: an answer still arriving is not saved (the store's writes are whole or
-absent whenever they are cut short).
+While a round is being written (`saving()`, from the moment the store's lock is taken),
+SIGINT, SIGTERM and SIGHUP are held: the save completes, then the signal takes effect, and the
+line says the answer was saved. Elsewhere a signal raises at once, waiting for the lock
+included: an answer still arriving, or waiting to be saved, is not saved (the store's writes
+are whole or absent whenever they are cut short).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 NAMES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)", signal.SIGHUP: "hung up (SIGHUP)"}
 
@@ -65,19 +66,24 @@ def terminating() -> Iterator[None]:
 
 
 @contextmanager
-def saving() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP until the block ends, then act on the first that came."""
+def saving() -> Iterator[Callable[[], None]]:
+    """Yields `hold`: once it is called (when the store has its lock), SIGINT, SIGTERM and
+    SIGHUP are held until the block ends; then the first that came takes effect."""
     if not _main_thread():
-        yield
+        yield lambda: None
         return
     pending: list[int] = []
+    previous: dict[int, object] = {}
 
-    def hold(signum: int, frame: object) -> None:
+    def held(signum: int, frame: object) -> None:
         pending.append(signum)
 
-    previous = {s: signal.signal(s, hold) for s in _handled(signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    def hold() -> None:
+        for s in _handled(signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous.setdefault(s, signal.signal(s, held))
+
     try:
-        yield
+        yield hold
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -121,9 +121,11 @@ class Store:
 
     @contextmanager
     def _writing(self, lock_timeout: float | None = None, on_wait: Callable[[], None] | None = None,
-                 ) -> Iterator[WriterSession]:
+                 on_locked: Callable[[], None] | None = None) -> Iterator[WriterSession]:
         open_root(self.paths, self._warn_once)
         with WriterLock(self.paths.lock, self.lock_timeout if lock_timeout is None else lock_timeout, on_wait=on_wait):
+            if on_locked is not None:
+                on_locked()
             session = WriterSession(self.paths, self.caps, self._warn_once, self.refresh_policy)
             session.open()
             yield session
@@ -169,12 +171,14 @@ class Store:
         prompt_chars: int | None = None,
         lock_timeout: float | None = None,
         on_wait: Callable[[], None] | None = None,
+        on_locked: Callable[[], None] | None = None,
     ) -> Recorded:
         """Durably append one completed round; returns once it survives a crash.
 
         A round that alone exceeds the deployment's caps is not written (`kept` False, seq 0):
         the history stays as it was. `lock_timeout` (default: the store's) is how long to wait
-        for a busy lock; `on_wait` is told once when that wait gets long (see _lock).
+        for a busy lock; `on_wait` is told once when that wait gets long (see _lock); `on_locked`
+        is called once the lock is taken (the caller may hold signals from then on).
         Lone surrogates (undecodable bytes that Python keeps as U+DC80-U+DCFF) are saved as
         U+FFFD: they cannot be encoded as UTF-8, and one would make Backend.AI refuse history.json."""
         deployment = check_deployment_id(deployment)
@@ -189,7 +193,7 @@ class Store:
                 prompt_chars=prompt_chars,
             )
 
-        with self._writing(lock_timeout, on_wait) as w:
+        with self._writing(lock_timeout, on_wait, on_locked) as w:
             s = w.stream(deployment)
             before = len(w.visible(s))
             appended = w.append_round(s, make)

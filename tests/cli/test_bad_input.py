@@ -421,14 +421,23 @@ def test_a_signal_during_the_save_takes_effect_after_it(home):
 
     previous = {s: signal.signal(s, not_held) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
+        def save(on_locked):
+            def locked():
+                on_locked()
+                os.kill(os.getpid(), signal.SIGTERM)  # the lock is taken: held, the save still happens
+            Store(home, warn=lambda m: None).record_round("d1", "q", "a", on_locked=locked)
+
         with pytest.raises(Terminated) as caught:
-            with saving():
-                os.kill(os.getpid(), signal.SIGTERM)  # held: the save below still happens
-                Store(home, warn=lambda m: None).record_round("d1", "q", "a")
+            with saving() as hold:
+                save(hold)
         assert caught.value.saved and caught.value.exit_code == 143
         with pytest.raises(InterruptedAfterSave):
-            with saving():
+            with saving() as hold:
+                hold()
                 os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(NotHeld):  # before the lock is taken a signal acts at once: nothing is saved yet
+            with saving():
+                os.kill(os.getpid(), signal.SIGTERM)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
