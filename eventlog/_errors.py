@@ -67,8 +67,8 @@ class StoreWriteError(StoreError):
 
 class StoreReadError(StoreError):
     def __init__(self, path: str, cause: OSError) -> None:
-        if getattr(cause, "advice", None) is not None:
-            super().__init__(f"could not read {_reason(cause)}")
+        if getattr(cause, "advice", None) is not None:  # an _fsio.OddPath
+            super().__init__(f"could not read {path}: it is {cause.kind}, not {cause.wanted}; {cause.advice}")  # type: ignore[attr-defined]
         else:
             super().__init__(f"could not read {path}: {_reason(cause)}")
         self.cause = cause
@@ -98,7 +98,7 @@ class StoreUnwritable(StoreError):
     """Found before a request was sent: a round could not be saved now, so nothing is spent."""
 
     def __init__(self, detail: str, cause: BaseException | None = None) -> None:
-        super().__init__(f"the chat history cannot be saved ({detail}); nothing was sent")
+        super().__init__(f"nothing was sent, as the answer could not be saved: {detail}")
         self.cause = cause
 
 

@@ -51,6 +51,7 @@ class OddPath(OSError):
         super().__init__(errno.ELOOP if kind == "a symbolic link" else errno.EINVAL,
                          f"{path} is {kind}, not {wanted}", str(path))
         self.kind = kind
+        self.wanted = wanted
         self.path = str(path)
 
     def __str__(self) -> str:
@@ -59,7 +60,7 @@ class OddPath(OSError):
     @property
     def advice(self) -> str:
         if self.kind == "a symbolic link":
-            return "bai never writes through a link (it could lead out of the store); replace the link with a regular file"
+            return f"bai never writes through a link, which could lead out of its store: replace it with {self.wanted}"
         return "move it away"
 
 
