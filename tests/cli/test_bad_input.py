@@ -379,16 +379,23 @@ def test_refused_token_is_kept_and_the_error_says_how_to_replace_it(home, server
 
 # -- SIGTERM and SIGHUP: one line, 128 + the signal, nothing saved ------------------------------
 
-@pytest.mark.parametrize("signum,code,said", [(signal.SIGTERM, 143, "terminated"), (signal.SIGHUP, 129, "hung up")])
-def test_sigterm_and_sighup_end_with_one_line(home, signum, code, said):
+@pytest.mark.parametrize("signum,code,said,nohup", [
+    (signal.SIGTERM, 143, "terminated", False), (signal.SIGHUP, 129, "hung up", False),
+    (signal.SIGHUP, 143, "terminated", True),  # under nohup SIGHUP stays ignored: SIGTERM then ends it
+], ids=["SIGTERM", "SIGHUP", "nohup"])
+def test_sigterm_and_sighup_end_with_one_line(home, signum, code, said, nohup):
     """bai waits on a server that never answers; the signal ends it at once, nothing saved."""
+
+    def disposition():  # in the child: SIGHUP as a terminal's process has it (this run may be under nohup)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
+
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(TIMEOUT)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
         # model and window known: the chat request is the first and only request
         assert bai("deployment", "chat-config", "set", "d1", "--endpoint", url, "--model", "m", "--context-window", "4096")[0] == 0
-        proc = subprocess.Popen([BAI, "deployment", "chat", "d1", "hello"],
-                                env=bai_env(home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen([BAI, "deployment", "chat", "d1", "hello"], env=bai_env(home), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=disposition)
         try:
             conn, _ = listener.accept()
             with conn:
@@ -399,13 +406,18 @@ def test_sigterm_and_sighup_end_with_one_line(home, signum, code, said):
                     assert chunk, "bai hung up before sending"
                     request += chunk
                 proc.send_signal(signum)
+                if nohup:
+                    with pytest.raises(subprocess.TimeoutExpired):
+                        proc.communicate(timeout=1)  # ignored: bai is still waiting for its answer
+                    proc.send_signal(signal.SIGTERM)
                 out, err = proc.communicate(timeout=TIMEOUT)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     assert proc.returncode == code, err
-    assert lines(err.decode()) == [f"bai: {said} ({signal.Signals(signum).name}); nothing was saved"], err
+    name = "SIGTERM" if nohup else signal.Signals(signum).name
+    assert lines(err.decode()) == [f"bai: {said} ({name}); nothing was saved"], err
     assert saved(home) == []
 
 

@@ -174,7 +174,7 @@ def test_unusable_store_root_is_a_store_error(home, litellm_dep):
             "--token", litellm_dep.api_key)
     assert r.code == 1 and "Traceback" not in r.err, r
     errors = [line for line in r.err.splitlines() if line.startswith("bai: error:")]
-    assert len(errors) == 1 and "Not a directory" in errors[0], r
+    assert len(errors) == 1 and "not a folder" in errors[0] and "nothing was sent" in errors[0], r
     assert all(line.startswith(("bai: error:", "bai: warning:")) for line in r.err.splitlines()), r
     assert other.read_text() == "x"
 
