@@ -26,7 +26,7 @@ def migrate(paths: StorePaths, combine: Callable[[str, str], None]) -> None:
     """Move legacy logs into bai/logs (canonical names; `combine(old, canonical)` folds a log
     whose id is another spelling of an existing one into it), and old copies into bai/kept."""
     ensure_private_dir(paths.logs)
-    for name in sorted(os.listdir(paths.legacy_logs)):
+    for name in sorted(os.listdir(paths.legacy_logs), key=_canonical_first):
         source = paths.legacy_logs / name
         if _OLD_COPY in name:
             _move_copy(paths, source, name)
@@ -49,6 +49,13 @@ def migrate(paths: StorePaths, combine: Callable[[str, str], None]) -> None:
     except OSError:
         pass
     fsync_dir(paths.root)
+
+
+def _canonical_first(name: str) -> tuple[bool, str]:
+    """Logs already named canonically move first; other spellings of them are folded in after."""
+    base = name[: -len(LOG_SUFFIX)] if name.endswith(LOG_SUFFIX) else name
+    canonical = is_valid_deployment_id(base) and canonical_deployment_id(base) == base
+    return (not canonical, name)
 
 
 def _move_copy(paths: StorePaths, source, name: str) -> None:

@@ -25,7 +25,7 @@ from ._fingerprint import round_fingerprint
 from ._fsio import ReplacedNotDurable, atomic_write, ensure_private_dir, is_tmp_name, open_private, undo_replace, write_all
 from ._ids import is_uuid
 from ._keep import keep_aside
-from ._merge import apply_plan
+from ._merge import apply_plan, doubt_message
 from ._migrate import migrate, needs_migration
 from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, read_shared_history, read_stream
 from ._scan import scan_stream
@@ -97,6 +97,8 @@ class WriterSession:
             s = self.stream(d)
             plan = shared.plan(d, s.state.rounds)
             unplaceable += plan.unplaceable
+            if plan.doubtful:
+                self.warn(doubt_message(d))
             if plan.changes:
                 self._rewrite_to(s, apply_plan(s.state, plan, d))
         if unplaceable:
