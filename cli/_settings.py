@@ -95,10 +95,14 @@ class Settings:
         self._migrated = False
 
     def _file(self, name: str) -> SettingsFile:
+        if not self._migrated:  # Backend.AI's two files are checked first, whatever is asked for
+            self._migrated = True
+            for shared in (CONFIG, CACHE):
+                self._files[shared] = files.load(self.store, shared, self.warn)
+            if any(_misplaced(self._files[n], n) for n in (CONFIG, CACHE)):
+                self.migrate()
         if name not in self._files:
             self._files[name] = files.load(self.store, name, self.warn)
-            if name in (CONFIG, CACHE) and not self._migrated and _misplaced(self._files[name], name):
-                self.migrate()
         return self._files[name]
 
     # -- reading ---------------------------------------------------------------------------
@@ -163,7 +167,6 @@ class Settings:
 
     def migrate(self) -> None:
         """Move what Backend.AI cannot read (or would drop) from its files to bai's own."""
-        self._migrated = True
         with self.store.locked():
             loaded = {n: files.load(self.store, n, self.warn) for n in (CONFIG, CACHE, OWN_CONFIG, OWN_CACHE)}
             before = {n: f.encode() for n, f in loaded.items()}
@@ -178,7 +181,7 @@ class Settings:
             self._files.update(loaded)
         if dropped:
             self.warn(f"moved bai's settings out of Backend.AI's config.json and cache.json; {dropped} "
-                      f"entr{'y' if dropped == 1 else 'ies'} that name no deployment left out "
+                      f"{'entry that names' if dropped == 1 else 'entries that name'} no deployment left out "
                       f"(the files as they were are kept in {self.store.paths.kept})")
 
 

@@ -7,7 +7,9 @@ compaction; a new bai process. Everything happens within minutes of bai writing,
 file holds a Backend.AI chat bai has not merged yet, a missing entry is not taken for a clear
 (it may be a save that began before bai wrote: eventlog/_merge.py); test_shared_history covers
 the hour-old case. The model keeps Backend.AI's operations pending until a bai writer merges
-them, and shows them merged the way that rule says.
+them, and shows them merged the way that rule says, including its one blind spot: a stale save
+that left out a deployment, followed by a Backend.AI clear of the round it added, before bai
+runs again, leaves nothing to tell the drop from a clear.
 
 Invariant: bai shows the model's conversation (within bai's cap); Backend.AI never refuses the
 file; right after a bai write, Backend.AI shows what bai shows.
@@ -69,8 +71,10 @@ class TwoWriters(RuleBasedStateMachine):
         for op in self.pending:
             if op[0] == "chat":
                 new[op[1]].append(op[2])
-            else:
+            elif op[0] == "clear":
                 new[op[1]] = []
+                cleared.add(op[1])
+            else:  # "drop": a stale save left the deployment out; no chat left to say so, it reads as a clear
                 cleared.add(op[1])
         chats = any(new.values())
         out = {}
@@ -133,8 +137,10 @@ class TwoWriters(RuleBasedStateMachine):
     @rule(dep=DEPLOYMENTS)
     def backend_ai_slow_chat_saves(self, dep):
         pair = self._text("ba")
+        dropped = [d for d in (D1, D2) if d != dep and d not in self.snapshot and self._merged()[d]]
         self.ba.chat(dep, *pair, loaded=self.snapshot)
         self.snapshot = None
+        self.pending += [("drop", d) for d in dropped]
         # Its stale copy drops whatever bai did meanwhile from history.json: bai loses none of
         # it (its rounds stay, its clears stay), and gains the new round.
         self.pending.append(("chat", dep, pair))
