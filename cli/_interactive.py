@@ -17,8 +17,9 @@ from ._app import use_color
 from ._chat import ChatSession, ChatUsageError
 
 HELP = """\
-Type a message and press Enter. End a line with \\ to continue on the next one, or
-wrap several lines between two lines of \"\"\". Commands:
+Type a message and press Enter. A paste of several lines is one message; end a line with \\
+to continue on the next one, or wrap several lines between two lines of \"\"\". A message that
+starts with / is written //. Commands:
   /history [N]     the last N saved messages (default 10)
   /clear           forget this deployment's saved conversation
   /system TEXT     system prompt for the rest of this session (/system alone: none)
@@ -71,8 +72,9 @@ class Repl:
                     continue
                 if not text.strip():
                     continue
-                if text.lstrip().startswith("/"):
-                    if self._command(text.strip()) == "exit":
+                kind, text = classify(text)
+                if kind == "command":
+                    if self._command(text) == "exit":
                         return 0
                     continue
                 self._turn(text, (EndpointError, StoreError, ChatUsageError))
@@ -157,6 +159,18 @@ class Repl:
             self.note("no saved history")
 
 
+def classify(text: str) -> tuple[str, str]:
+    """("command", "/name args") or ("message", text). A slash command is one line starting
+    with one slash; `//` escapes it (the message keeps one slash); anything of several lines (a
+    paste, a \"\"\" block, continued lines) is a message whatever it starts with."""
+    stripped = text.strip()
+    if "\n" in text or not stripped.startswith("/"):
+        return "message", text
+    if stripped.startswith("//"):
+        return "message", text.lstrip()[1:]
+    return "command", stripped
+
+
 class _InputHistory:
     """readline's line history, kept in the store's root (0600)."""
 
@@ -181,6 +195,12 @@ def _load_input_history(session: ChatSession) -> _InputHistory:
         import readline  # line editing for input(); absent on some platforms
     except ImportError:
         return _InputHistory(None)
+    try:
+        # A paste of several lines arrives as one line with its newlines in (GNU readline's
+        # bracketed paste), not as one message per line. libedit knows no such setting.
+        readline.parse_and_bind("set enable-bracketed-paste on")
+    except Exception:  # noqa: BLE001 - a convenience: without it, pasted lines are separate messages
+        pass
     paths = session.app.store.paths
     path = paths.own / HISTORY_FILE
     legacy = paths.root / HISTORY_FILE  # where bai 0.1 kept it
