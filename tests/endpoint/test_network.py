@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from cli._errors import ConnectError, ConnectTimeout, DNSError, TLSError
-from cli._transport import EndpointClient
+from cli.endpoint._errors import ConnectError, ConnectTimeout, DNSError, TLSError
+from cli.endpoint._transport import EndpointClient
 
 from .conftest import fixture_bytes
 from .server import Reply, ScriptedServer

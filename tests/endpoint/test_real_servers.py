@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-import cli._transport as transport
-from cli._content import NoText
-from cli._errors import (
+import cli.endpoint._transport as transport
+from cli.endpoint._content import NoText
+from cli.endpoint._errors import (
     APIError,
     AuthenticationError,
     ConnectionLost,
     ContextLengthExceeded,
     HTTPStatusError,
 )
-from cli._limits import RetryPolicy
-from cli._transport import EndpointClient
+from cli.endpoint._limits import RetryPolicy
+from cli.endpoint._transport import EndpointClient
 from tests.realservers.fixtures import LLAMA_TEST_API_KEY
 from tests.realservers.servers import LITELLM_MOCK_MODELS, MOCK_ECHO_TEXT
 

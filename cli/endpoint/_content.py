@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ._errors import one_line
+from ._text import one_line
 from ._wire import ChatCompletionResponse, Content, FunctionCall, ToolCall
 
 __all__ = [

@@ -6,32 +6,18 @@ converted into the Struct, which validates it; every failure becomes one of `_er
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from ._content import AssistantContent, HasAssistantContent, assistant_content
+from ._content import assistant_content
 from ._error_body import detect_context_length, error_info_from_json, parse_error_body
-from ._errors import APIError, ErrorInfo, InvalidResponse, UnexpectedEventStream, one_line
-from ._wire import ChatCompletionResponse, ModelList, Usage, decode_json
+from ._errors import APIError, ErrorInfo, InvalidResponse, UnexpectedEventStream
+from ._results import ChatResult
+from ._text import one_line
+from ._wire import ChatCompletionResponse, ModelList, decode_json
 
-__all__ = ["ChatResult", "error_in_body", "looks_like_event_stream", "parse_chat_response", "parse_model_list"]
-
-
-@dataclass(frozen=True, slots=True)
-class ChatResult(HasAssistantContent):
-    response: ChatCompletionResponse  # the validated view
-    body: dict[str, Any]  # the whole decoded body: usage details, system_fingerprint, telemetry
-    content: AssistantContent
-
-    @property
-    def usage(self) -> Usage | None:
-        return self.response.usage
-
-    @property
-    def model(self) -> str | None:
-        return self.response.model
+__all__ = ["error_in_body", "looks_like_event_stream", "parse_chat_response", "parse_model_list"]
 
 
 def looks_like_event_stream(body: bytes, content_type: str | None) -> bool:

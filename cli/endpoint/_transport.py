@@ -1,4 +1,4 @@
-"""The HTTP side: endpoint URLs, the httpx client, retries, and httpx failures as `_errors`.
+"""The HTTP side: the httpx client, retries, and httpx failures as `_errors`.
 
 The only module that imports httpx. Commands import it when they are about to talk to an
 endpoint, never at start-up, so `bai --help` does not pay for httpx.
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from . import __version__
+from .. import __version__
 from ._error_body import http_error
 from ._errors import (
     APIError,
@@ -38,12 +38,13 @@ from ._errors import (
     ReadTimeout,
     StreamInterrupted,
     TLSError,
-    one_line,
 )
 from ._limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RETRY_STATUSES, RetryPolicy, parse_retry_after
-from ._response import ChatResult, error_in_body, parse_chat_response, parse_model_list
+from ._response import error_in_body, parse_chat_response, parse_model_list
+from ._results import ChatResult, StreamResult
 from ._sse import SSEDecoder
-from ._stream import StreamAccumulator, StreamResult
+from ._stream import StreamAccumulator
+from ._text import one_line
 from ._urls import display_url, endpoint_urls, props_url
 from ._wire import ModelList, decode_json
 

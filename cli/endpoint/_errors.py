@@ -32,23 +32,19 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from ._stream import StreamResult
+from ._text import one_line
+
+if TYPE_CHECKING:  # _results imports nothing of this module: no circle
+    from ._results import StreamResult
 
 __all__ = [
     "APIError", "AuthenticationError", "ConnectError", "ConnectTimeout", "ConnectionLost", "ContextLength",
     "ContextLengthExceeded", "DNSError", "EndpointError", "EndpointTimeout", "ErrorInfo", "HTTPStatusError",
     "InvalidEndpointURL", "InvalidResponse", "InvalidToken", "NetworkError", "NotAnEventStream", "ReadTimeout",
-    "StreamErrorEvent", "StreamInterrupted", "TLSError", "UnexpectedEventStream", "one_line",
+    "StreamErrorEvent", "StreamInterrupted", "TLSError", "UnexpectedEventStream",
 ]
 
 TOKEN_HINT = "bai deployment chat-config set {deployment} --token T"
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace (server messages carry newlines and tracebacks) and cap the length."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)

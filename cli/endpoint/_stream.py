@@ -14,39 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-from ._content import AssistantContent, HasAssistantContent, ToolCallInfo, arguments_text, classify, pick_reasoning, split_content
+from ._content import ToolCallInfo, arguments_text, classify, pick_reasoning, split_content
 from ._error_body import detect_context_length, error_info_from_json, parse_error_body
-from ._errors import InvalidResponse, StreamErrorEvent, StreamInterrupted, one_line
+from ._errors import InvalidResponse, StreamErrorEvent, StreamInterrupted
+from ._results import Ended, StreamResult
 from ._sse import ServerSentEvent
+from ._text import one_line
 from ._wire import ChatCompletionChunk, FunctionCall, ToolCall, Usage, decode_json
 
-__all__ = ["StreamAccumulator", "StreamResult"]
+__all__ = ["StreamAccumulator"]
 
 _BLOCK = 256
-
-Ended = Literal["done", "closed", "error", "interrupted"]
-
-
-@dataclass(frozen=True, slots=True)
-class StreamResult(HasAssistantContent):
-    """What a stream delivered. `ended`: "done" ([DONE]), "closed" (closed after a finish_reason),
-    or, on the `partial` of an exception, "error" / "interrupted"."""
-
-    content: AssistantContent
-    ended: Ended
-    usage: Usage | None
-    model: str | None
-    body: dict[str, Any]  # a chat.completion object assembled from the chunks, extras kept
-    chunks: int
-
-    @property
-    def ok(self) -> bool:
-        """The stream ended normally: the answer is complete and may be recorded."""
-        return self.ended in ("done", "closed")
 
 
 @dataclass(slots=True)
