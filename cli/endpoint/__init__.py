@@ -13,7 +13,8 @@ Every name below is loaded on first use (PEP 562), so importing this package cos
 the command modules import it at the top and `bai --help` stays fast; httpx is imported only
 with `EndpointClient`. Inside, the modules form layers, each importing only those above it:
 
-    _text _wire _sse _limits      leaves: text helpers, wire types, event-stream parser, timeouts
+    _text _wire _sse _limits      leaves: text helpers, wire types, event-stream parser, limits
+    _decoding _plain_http         leaves: bounded gzip/deflate; is an https:// server plain HTTP?
     _content                      the assistant text of a reply, or why there is none
     _results                      ChatResult, StreamResult
     _errors                       the exception hierarchy
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         ConnectTimeout,
         ContextLength,
         ContextLengthExceeded,
+        DeadlineExceeded,
         DNSError,
         EndpointError,
         EndpointTimeout,
@@ -47,15 +49,17 @@ if TYPE_CHECKING:
         InvalidToken,
         NetworkError,
         NotAnEventStream,
+        PlainHTTPServer,
         ReadTimeout,
+        ReplyTooLarge,
         StreamErrorEvent,
         StreamInterrupted,
         TLSError,
         UnexpectedEventStream,
     )
-    from ._limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, RetryPolicy
+    from ._limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_DEADLINE, DEFAULT_READ_TIMEOUT, MAX_DEADLINE, RetryPolicy
     from ._results import ChatResult, StreamResult
-    from ._text import one_line
+    from ._text import TerminalFilter, json_for_terminal, one_line, strip_controls
     from ._transport import USER_AGENT, EndpointClient
     from ._urls import display_url, endpoint_urls
     from ._wire import ModelList, Usage
@@ -67,13 +71,14 @@ _WHERE = {
     "_wire": ("ModelList", "Usage"),
     "_errors": (
         "APIError", "AuthenticationError", "ConnectError", "ConnectTimeout", "ConnectionLost", "ContextLength",
-        "ContextLengthExceeded", "DNSError", "EndpointError", "EndpointTimeout", "ErrorInfo", "HTTPStatusError",
-        "InvalidEndpointURL", "InvalidResponse", "InvalidToken", "NetworkError", "NotAnEventStream", "ReadTimeout",
-        "StreamErrorEvent", "StreamInterrupted", "TLSError", "UnexpectedEventStream",
+        "ContextLengthExceeded", "DNSError", "DeadlineExceeded", "EndpointError", "EndpointTimeout", "ErrorInfo",
+        "HTTPStatusError", "InvalidEndpointURL", "InvalidResponse", "InvalidToken", "NetworkError", "NotAnEventStream",
+        "PlainHTTPServer", "ReadTimeout", "ReplyTooLarge", "StreamErrorEvent", "StreamInterrupted", "TLSError",
+        "UnexpectedEventStream",
     ),
     "_urls": ("display_url", "endpoint_urls"),
-    "_limits": ("DEFAULT_CONNECT_TIMEOUT", "DEFAULT_READ_TIMEOUT", "RetryPolicy"),
-    "_text": ("one_line",),
+    "_limits": ("DEFAULT_CONNECT_TIMEOUT", "DEFAULT_DEADLINE", "DEFAULT_READ_TIMEOUT", "MAX_DEADLINE", "RetryPolicy"),
+    "_text": ("TerminalFilter", "json_for_terminal", "one_line", "strip_controls"),
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
