@@ -150,11 +150,13 @@ class Repl:
         return None
 
     def _show_history(self, limit: int) -> None:
+        from .endpoint import strip_controls  # saved as the server sent it, shown without control sequences
+
         messages = self.session.app.store.history(self.session.deployment)
         for m in messages[max(len(messages) - limit, 0) :] if limit else []:
-            who = "you" if m.role == "user" else (m.model or "assistant")
+            who = "you" if m.role == "user" else strip_controls(m.model or "assistant")
             click.secho(f"--- {who}", fg="cyan" if m.role == "user" else "green", color=self.color)
-            click.echo(m.content)
+            click.echo(strip_controls(m.content))
         if not messages:
             self.note("no saved history")
 

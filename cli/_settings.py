@@ -36,7 +36,8 @@ SHARED_CONFIG_KEYS = ("token", "model")  # Backend.AI's DeploymentChatConfigEntr
 SHARED_CACHE_KEYS = ("endpoint_url", "default_model", "last_synced_at")  # its DeploymentChatCacheEntry
 
 Warn = Callable[[str], None]
-OWN_CONFIG_KEYS = ("endpoint", "system", "history_limit", "history_cap", "history_max_bytes", "context_window")
+OWN_CONFIG_KEYS = ("endpoint", "system", "history_limit", "history_cap", "history_max_bytes", "context_window",
+                   "deadline")
 OWN_CACHE_KEYS = ("endpoint", "max_model_len", "context_window", "window_checked_at")
 
 
@@ -51,6 +52,7 @@ class DeploymentConfig(msgspec.Struct, omit_defaults=True):
     history_cap: int | None = None
     history_max_bytes: int | None = None
     context_window: int | None = None
+    deadline: float | None = None  # seconds one request may take in all
 
 
 class CacheEntry(msgspec.Struct, omit_defaults=True):

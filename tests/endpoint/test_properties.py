@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli._content import NoText, classify
-from cli._error_body import http_error, parse_error_body
-from cli._errors import EndpointError
-from cli._response import parse_chat_response, parse_model_list
-from cli._sse import SSEDecoder
-from cli._stream import StreamAccumulator
+from cli.endpoint._content import NoText, classify
+from cli.endpoint._error_body import http_error, parse_error_body
+from cli.endpoint._errors import EndpointError
+from cli.endpoint._response import parse_chat_response, parse_model_list
+from cli.endpoint._sse import SSEDecoder
+from cli.endpoint._stream import StreamAccumulator
 
 from .conftest import FIXTURES, fixture_bytes
 
