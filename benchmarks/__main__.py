@@ -2,7 +2,8 @@
 
     .venv/bin/python -m benchmarks                 # full run (~10 min on 2 cores); peers installed once
     .venv/bin/python -m benchmarks --quick         # under a minute (once the peers are installed)
-    .venv/bin/python -m benchmarks --quick --no-peers   # no installs, no network: the smoke run
+    .venv/bin/python -m benchmarks --quick --no-peers   # no installs, no network
+    .venv/bin/python -m benchmarks --smoke         # seconds: every target gets a figure, none to trust
     .venv/bin/python -m benchmarks --write         # also write benchmarks/RESULTS.md
 
 Run it with the dev venv's Python (the store is measured in process). The markdown goes to
@@ -34,6 +35,9 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions: under a minute")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny parameter sets and --no-peers: each target gets a figure in seconds (a check "
+                         "that the measuring works; the figures mean nothing)")
     ap.add_argument("--no-peers", action="store_true",
                     help="skip llm, sgpt and the regular install of bai: no installs, no network")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
@@ -43,6 +47,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.smoke:
+        args.no_peers = True
+    args.mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     unknown = set(args.sections) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
@@ -93,7 +100,7 @@ def _run(args: argparse.Namespace, work: Path, log, t0: float) -> int:
         sgpt = sgpt if sgpt.ok else None
     else:
         notes.append("--no-peers: llm, shell-gpt and the regular (non-editable) install of bai were not measured.")
-    quick = args.quick
+    quick = args.quick or args.smoke
     sections: list[tuple[str, object]] = []
     failed: dict[str, str] = {}
     t_setup = time.perf_counter()
@@ -103,7 +110,7 @@ def _run(args: argparse.Namespace, work: Path, log, t0: float) -> int:
             sub.mkdir()
             started = time.perf_counter()
             try:
-                res = _section(name, quick, sub, server, dev, regular, llm, sgpt, log)
+                res = _section(name, args.mode, sub, server, dev, regular, llm, sgpt, log)
                 for peer, why in uninstallable.items():
                     if name == "process":
                         res.missing.setdefault(f"{peer}:chat", why)
@@ -118,10 +125,13 @@ def _run(args: argparse.Namespace, work: Path, log, t0: float) -> int:
             sections.append((name, res))
             log(f"{name}: {time.perf_counter() - started:.1f} s")
     notes += _notes(sections, quick)
+    if args.smoke:
+        notes.append("--smoke: each figure from one to a few samples, to check that every target still gets "
+                     "one; none of them means anything.")
     meta = Meta(
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         machine=_machine(), command=_command(args), elapsed_s=time.perf_counter() - t0,
-        versions=_versions(dev, regular, llm, sgpt), mode="quick" if quick else "full", disk=_disk(work),
+        versions=_versions(dev, regular, llm, sgpt), mode=args.mode, disk=_disk(work),
         notes=notes,
     )
     log(f"measured in {time.perf_counter() - t_setup:.1f} s (setup {t_setup - t0:.1f} s)")
@@ -133,27 +143,32 @@ def _run(args: argparse.Namespace, work: Path, log, t0: float) -> int:
     return 1 if failed else 0
 
 
-def _section(name: str, quick: bool, work: Path, server, dev, regular, llm, sgpt, log):
+def _params(module, mode: str):
+    return {"smoke": module.SMOKE, "quick": module.QUICK, "full": module.FULL}[mode]
+
+
+def _section(name: str, mode: str, work: Path, server, dev, regular, llm, sgpt, log):
     if name == "store":
         from . import _store_bench as m
 
-        return m.run(m.QUICK if quick else m.FULL, work, log)
+        return m.run(_params(m, mode), work, log)
     if name == "scale":
         from . import _scale_bench as m
-        return m.run(m.QUICK if quick else m.FULL, work, log)
+        return m.run(_params(m, mode), work, log)
     if name == "process":
         from . import _process_bench as m
 
         bais = [("dev", dev)] + ([("regular", regular)] if regular else [])
-        return m.run(m.QUICK if quick else m.FULL, work, server, bais, llm, sgpt, log, quick=quick)
+        return m.run(_params(m, mode), work, server, bais, llm, sgpt, log, profile=mode != "smoke",
+                     quick=mode != "full")
     if name == "stream":
         from . import _stream_bench as m
 
-        return m.run(m.QUICK if quick else m.FULL, work, server, dev, log)
+        return m.run(_params(m, mode), work, server, dev, log)
     if name == "concurrency":
         from . import _concurrency_bench as m
 
-        return m.run(m.QUICK if quick else m.FULL, work, server, dev, llm, sgpt, log)
+        return m.run(_params(m, mode), work, server, dev, llm, sgpt, log)
     raise ValueError(name)
 
 
@@ -222,9 +237,11 @@ def _disk(path: Path) -> str:
 
 def _command(args: argparse.Namespace) -> str:
     parts = [".venv/bin/python -m benchmarks"]
-    if args.quick:
+    if args.smoke:
+        parts.append("--smoke")
+    elif args.quick:
         parts.append("--quick")
-    if args.no_peers:
+    if args.no_peers and not args.smoke:
         parts.append("--no-peers")
     if args.only != ",".join(SECTIONS):
         parts.append(f"--only {args.only}")

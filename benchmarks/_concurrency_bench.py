@@ -43,6 +43,7 @@ class ConcurrencyParams:
 
 
 QUICK = ConcurrencyParams(waves=1, peer_waves=1, peer_levels=(8,))
+SMOKE = ConcurrencyParams(levels=(16,), waves=1, peer_waves=1, peer_levels=())  # --smoke: the target's level once
 FULL = ConcurrencyParams(waves=5, peer_waves=2)
 
 

@@ -25,8 +25,7 @@ from ._peers import Tool, llm_env, sgpt_env
 
 Log = Callable[[str], None]
 TIMEOUT = 60
-HISTORY_DEP = "dep-00"
-CHAT_DEP = "dep-01"
+HISTORY_DEP, CHAT_DEP = fx.deployment_ids(2)  # two of the deployments prepare_bai_home seeds
 ANSWER_MARK = ANSWER[:30]
 
 HTTPX_FLOOR = """\
@@ -52,6 +51,7 @@ class ProcessParams:
 
 
 QUICK = ProcessParams(cycles=5, warmup=1, peer_every=2)
+SMOKE = ProcessParams(cycles=1, warmup=0, peer_every=1)  # --smoke: each command once
 FULL = ProcessParams(cycles=40, warmup=2, peer_every=1)
 
 

@@ -43,6 +43,7 @@ class ScaleParams:
 
 
 QUICK = ScaleParams(counts=(1, 10, 100), reps=40)
+SMOKE = ScaleParams(counts=(1, 10), reps=4)  # --smoke: each figure measured, roughly
 FULL = ScaleParams(counts=(1, 10, 100), reps=300)
 
 

@@ -51,6 +51,9 @@ class StoreParams:
 
 QUICK = StoreParams(append_reps=60, context_reps=60, real_appends=4, compact_reps=8, compact_all_reps=3,
                     profile_appends=20)
+# --smoke: every figure measured once or twice, to show each target still gets a number (seconds).
+SMOKE = StoreParams(append_reps=3, context_reps=3, real_appends=2, compact_reps=1, compact_all_reps=1,
+                    profile_appends=2, history_ns=(10, 100, 1_000), deployments=3)
 FULL = StoreParams(append_reps=600, context_reps=400, real_appends=60, compact_reps=40, compact_all_reps=10,
                    profile_appends=100)
 

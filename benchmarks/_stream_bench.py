@@ -92,6 +92,7 @@ else:
 """
 
 QUICK = StreamParams()
+SMOKE = StreamParams(chunks=200, memory_lengths=(1_000, 5_000))  # --smoke: short streams
 FULL = StreamParams(paced_runs=3, memory_lengths=(1_000, 10_000, 30_000, 100_000), memory_runs=2)
 
 

@@ -23,7 +23,7 @@ from ._context_window import fit_rounds, shrink_after_refusal
 from ._exitcodes import NO_TEXT, NOT_SAVED, OK
 from ._input import clean_arg, read_stdin
 from ._signals import saving
-from .endpoint import APIError
+from .endpoint import APIError, TerminalFilter, json_for_terminal, one_line, strip_controls
 
 Write = Callable[[str], object]
 
@@ -48,6 +48,8 @@ class ChatRequest:
     stream: bool = True
     as_json: bool = False
     timeout: float = 300.0
+    deadline: float | None = None  # None: config, else the endpoint client's default
+    raw: bool = False  # print the answer as sent, terminal control sequences included
     endpoint: str | None = None
     token: str | None = None
     verify: bool = True
@@ -63,6 +65,7 @@ class Target:
     model: str | None
     system: str | None
     history_limit: int
+    deadline: float | None = None
 
 
 def resolve_target(app: App, req: ChatRequest) -> Target:
@@ -80,6 +83,7 @@ def resolve_target(app: App, req: ChatRequest) -> Target:
         model=req.model or config.model,
         system=req.system if req.system is not None else config.system,
         history_limit=settings.DEFAULT_HISTORY_LIMIT if limit is None or limit < 0 else limit,
+        deadline=req.deadline if req.deadline is not None else config.deadline,
     )
 
 
@@ -107,9 +111,11 @@ class ChatSession:
         self.app = app
         self.req = req
         self.target = resolve_target(app, req)
+        deadline = {"deadline": self.target.deadline} if self.target.deadline else {}
         self.client = EndpointClient(self.target.endpoint, self.target.token, timeout=req.timeout,
-                                     verify=req.verify, deployment=req.deployment)
+                                     verify=req.verify, deployment=req.deployment, **deadline)
         self._printed = False
+        self._window: int | None = None
 
     def __enter__(self) -> ChatSession:
         return self
@@ -176,7 +182,7 @@ class ChatSession:
         self.app.store.check_writable(self.deployment)
         model = self.model()
         history = self.app.store.rounds(self.deployment)
-        window = self.context_window()
+        window = self._window = self.context_window()
         fit = fit_rounds(recent_rounds(history, self.target.history_limit), window, req.max_tokens,
                          self.target.system, message, calibration=history)
         if fit.left_out:
@@ -186,12 +192,16 @@ class ChatSession:
         try:
             result = self._send(model, replay, message, write)
         except APIError as e:
-            if not e.is_context_length or not replay or self._printed:
-                raise
             known = e.context_length
             if known is not None and known.context_window:
                 self._cache({"context_window": known.context_window})
-            fewer = shrink_after_refusal(replay, known.excess if known else None, history)
+                self._window = known.context_window
+            if known is None or known.answer_alone_too_long or not replay or self._printed:
+                raise
+            fewer = shrink_after_refusal(replay, known.excess, history)
+            if known.at_least and known.context_window:  # a lower bound: fit bai's own estimate too
+                fewer = fit_rounds(fewer, known.context_window, req.max_tokens, self.target.system, message,
+                                   calibration=history).rounds
             note(f"the prompt was too long for the model; retrying with {2 * (len(replay) - len(fewer))} "
                  f"fewer replayed message(s) ({2 * len(fewer)} left)")
             replay = fewer
@@ -206,11 +216,14 @@ class ChatSession:
         if req.stream and not req.as_json:
             payload.setdefault("stream_options", {"include_usage": True})
             last: list[str] = [""]
+            shown = TerminalFilter()  # a control sequence may come split across pieces
 
             def on_text(piece: str) -> None:
                 self._printed = True
-                last[0] = piece
-                write(piece)
+                piece = piece if req.raw else shown.feed(piece)
+                if piece:
+                    last[0] = piece
+                    write(piece)
 
             try:
                 return self.client.stream_chat(payload, on_text=on_text)
@@ -219,9 +232,10 @@ class ChatSession:
                     write("\n")
         result = self.client.chat(payload)
         if req.as_json:
-            write(msgspec.json.format(msgspec.json.encode(result.body), indent=2).decode() + "\n")
+            write(json_for_terminal(msgspec.json.format(msgspec.json.encode(result.body), indent=2).decode()) + "\n")
         elif result.text is not None:
-            write(result.text if result.text.endswith("\n") else result.text + "\n")
+            text = result.text if req.raw else strip_controls(result.text)
+            write(text if text.endswith("\n") else text + "\n")
         return result
 
     def _record(self, result: Any, message: str, model: str, user_at: str, replayed: int, sent_chars: int,
@@ -242,7 +256,8 @@ class ChatSession:
                 lock_timeout=max(SAVE_WAIT, self.app.store.lock_timeout), on_wait=waiting, on_locked=hold,
             )
         if content.truncated:
-            note("the answer was cut at max_tokens (finish_reason: length); it is saved as it is")
+            note(f"the answer was cut at {cut_by(self.req, usage, self._window)} (finish_reason: length); "
+                 "it is saved as it is")
         if not recorded.kept:
             note("not saved: this round alone is larger than the deployment's history cap "
                  "(history_cap / history_max_bytes); the saved history is unchanged")
@@ -257,11 +272,31 @@ def run_chat(app: App, req: ChatRequest, write: Write, note: Write) -> int:
         return session.turn(req.message, write, note)
 
 
+def cut_by(req: ChatRequest, usage: dict[str, Any] | None, window: int | None) -> str:
+    """What cut an answer short (finish_reason "length"), from the numbers bai has."""
+    def number(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    prompt = number((usage or {}).get("prompt_tokens"))
+    completion = number((usage or {}).get("completion_tokens"))
+    params = number(req.params.get("max_tokens")) or number(req.params.get("max_completion_tokens"))
+    asked, where = (req.max_tokens, "--max-tokens") if req.max_tokens is not None else (params, "--params max_tokens")
+    if asked is not None and (completion is None or completion >= asked):
+        return f"{where} {asked}"
+    if window and prompt is not None and completion is not None and prompt + completion >= window:
+        return f"the end of the model's context window ({prompt} prompt + {completion} answer tokens of {window})"
+    what = "the server's own limit on an answer"
+    if not (window and prompt is not None and completion is not None):  # the window cannot be ruled out
+        what += " or the context window"
+    tokens = f"{completion} tokens, by " if completion is not None else ""
+    return f"{tokens}{what}" + (f", before {where} {asked}" if asked is not None else " (no max_tokens was asked for)")
+
+
 def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int) -> str:
     tokens = ""
     if usage and isinstance(usage.get("prompt_tokens"), int):
         tokens = f" · {usage['prompt_tokens']} prompt + {usage.get('completion_tokens', '?')} completion tokens"
-    return f"replayed {replayed} message(s) · model {model}{tokens} · saved as round {seq}"
+    return f"replayed {replayed} message(s) · model {one_line(model, 200)}{tokens} · saved as round {seq}"
 
 
 def read_message(parts: tuple[str, ...], stdin: Any = None, note: Write = lambda text: None) -> str:

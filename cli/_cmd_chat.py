@@ -37,6 +37,22 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
     return doc
 
 
+def deadline_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | str | None:
+    """click callback: seconds for a whole request, positive and finite ("" passes through: unset)."""
+    if value is None or value == "":
+        return value
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_DEADLINE:  # also refuses nan and inf
+        raise click.BadParameter(f"{value!r} is not between 0 and {MAX_DEADLINE:g} seconds (a week)")
+    return seconds
+
+
+MAX_DEADLINE = 7 * 24 * 3600.0  # as cli.endpoint._limits.MAX_DEADLINE (not imported: --help stays light)
+
+
 @click.command("chat")
 @click.argument("deployment", callback=deployment_id)
 @click.argument("message", nargs=-1)
@@ -48,6 +64,8 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Print the answer as it arrives.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole response object (not streamed).")
 @click.option("--timeout", type=Seconds(), default=300.0, show_default=True, help="Seconds to wait for the server's next bytes (at most 86400).")
+@click.option("--deadline", callback=deadline_seconds, metavar="S", help="Seconds one request may take in all, however the server trickles (default 900, or config).")
+@click.option("--raw", is_flag=True, help="Print the answer as sent, terminal control sequences included (they are removed by default).")
 @click.option("--endpoint", callback=_text, help="Endpoint base URL for this call (default: config).")
 @click.option("--token", callback=_exact, help="Bearer token for this call (default: config).")
 @click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")

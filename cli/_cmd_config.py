@@ -7,6 +7,7 @@ import sys
 import click
 
 from ._app import App, deployment_id, pass_app
+from ._cmd_chat import deadline_seconds
 
 MASK = "********"
 
@@ -58,6 +59,7 @@ def chat_config() -> None:
 @click.option("--history-cap", type=_count(0), help="Messages kept on disk (default 100).")
 @click.option("--history-max-bytes", type=_count(0), help="Bytes kept on disk (default 1048576).")
 @click.option("--context-window", type=_count(1), help="The model's context size in tokens, if the server does not say.")
+@click.option("--deadline", callback=deadline_seconds, metavar="S", help="Seconds one request may take in all (default 900).")
 @pass_app
 def set_(app: App, deployment: str, **values: object) -> None:
     """Set DEPLOYMENT's settings; an empty value ("") unsets one, numbers included.
@@ -179,9 +181,13 @@ def _print_entry(deployment: str, entry: dict, as_json: bool, *, unset: str) -> 
     """One deployment's settings or cache entry: JSON, or aligned `key value` lines."""
     import msgspec
 
+    from .endpoint._text import json_for_terminal, strip_controls  # values learned from a server are shown too
+
     if as_json:
-        click.echo(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **entry}), indent=2))
+        click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **entry}),
+                                                         indent=2).decode()))
         return
+
     width = max(map(len, entry)) + 1
     for key, value in entry.items():
-        click.echo(f"{key:<{width}} {unset if value is None else value}")
+        click.echo(f"{key:<{width}} {unset if value is None else strip_controls(str(value))}")

@@ -32,24 +32,27 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
     """
     import msgspec
 
+    # Saved as the server sent it; shown without terminal control sequences (JSON escapes them).
+    from .endpoint._text import json_for_terminal, strip_controls
+
     messages = app.store.history(deployment)
     if limit is not None:
         messages = messages[max(len(messages) - limit, 0) :] if limit else []
     if as_json:
         doc = {"deployment": deployment, "messages": [
             {"role": m.role, "content": m.content, "created_at": m.created_at} for m in messages]}
-        click.echo(msgspec.json.format(msgspec.json.encode(doc), indent=2))
+        click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()))
         return
     if not messages:
         click.echo(f"No saved history for {deployment}.", err=True)
         return
     color = use_color()
     for m in messages:
-        who = "you" if m.role == "user" else (m.model or "assistant")
-        when = (m.created_at or "")[:19].replace("T", " ")
+        who = "you" if m.role == "user" else strip_controls(m.model or "assistant")
+        when = strip_controls((m.created_at or "")[:19].replace("T", " "))
         note = ", cut at max tokens" if m.finish_reason == "length" else ""
         click.secho(f"--- {who} · {when}{note}", fg="cyan" if m.role == "user" else "green", color=color)
-        click.echo(m.content)
+        click.echo(strip_controls(m.content))
 
 
 @chat_history.command("list")

@@ -20,8 +20,9 @@ from ._chat import ChatSession, ChatUsageError
 from ._input import clean_arg
 
 HELP = """\
-Type a message and press Enter. End a line with \\ to continue on the next one, or
-wrap several lines between two lines of \"\"\". Commands:
+Type a message and press Enter. A paste of several lines is one message; end a line with \\
+to continue on the next one, or wrap several lines between two lines of \"\"\". A message that
+starts with / is written //. Commands:
   /history [N]     the last N saved messages (default 10)
   /clear           forget this deployment's saved conversation
   /system TEXT     system prompt for the rest of this session (/system alone: none)
@@ -74,8 +75,9 @@ class Repl:
                     continue
                 if not text.strip():
                     continue
-                if text.lstrip().startswith("/"):
-                    if self._command(text.strip()) == "exit":
+                kind, text = classify(text)
+                if kind == "command":
+                    if self._command(text) == "exit":
                         return 0
                     continue
                 self._turn(text, (EndpointError, StoreError, ChatUsageError))
@@ -154,13 +156,27 @@ class Repl:
         return None
 
     def _show_history(self, limit: int) -> None:
+        from .endpoint import strip_controls  # saved as the server sent it, shown without control sequences
+
         messages = self.session.app.store.history(self.session.deployment)
         for m in messages[max(len(messages) - limit, 0) :] if limit else []:
-            who = "you" if m.role == "user" else (m.model or "assistant")
+            who = "you" if m.role == "user" else strip_controls(m.model or "assistant")
             click.secho(f"--- {who}", fg="cyan" if m.role == "user" else "green", color=self.color)
-            click.echo(m.content)
+            click.echo(strip_controls(m.content))
         if not messages:
             self.note("no saved history")
+
+
+def classify(text: str) -> tuple[str, str]:
+    """("command", "/name args") or ("message", text). A slash command is one line starting
+    with one slash; `//` escapes it (the message keeps one slash); anything of several lines (a
+    paste, a \"\"\" block, continued lines) is a message whatever it starts with."""
+    stripped = text.strip()
+    if "\n" in text or not stripped.startswith("/"):
+        return "message", text
+    if stripped.startswith("//"):
+        return "message", text.lstrip()[1:]
+    return "command", stripped
 
 
 class _InputHistory:
@@ -202,6 +218,12 @@ def _load_input_history(session: ChatSession, error: Callable[[str], None]) -> _
         import readline  # line editing for input(); absent on some platforms
     except ImportError:
         return _InputHistory(None, error)
+    try:
+        # A paste of several lines arrives as one line with its newlines in (GNU readline's
+        # bracketed paste), not as one message per line. libedit knows no such setting.
+        readline.parse_and_bind("set enable-bracketed-paste on")
+    except Exception:  # noqa: BLE001 - a convenience: without it, pasted lines are separate messages
+        pass
     from eventlog import StoreError
     from eventlog._fsio import read_bytes
 

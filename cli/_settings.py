@@ -36,7 +36,8 @@ SHARED_CONFIG_KEYS = ("token", "model")  # Backend.AI's DeploymentChatConfigEntr
 SHARED_CACHE_KEYS = ("endpoint_url", "default_model", "last_synced_at")  # its DeploymentChatCacheEntry
 
 Warn = Callable[[str], None]
-OWN_CONFIG_KEYS = ("endpoint", "system", "history_limit", "history_cap", "history_max_bytes", "context_window")
+OWN_CONFIG_KEYS = ("endpoint", "system", "history_limit", "history_cap", "history_max_bytes", "context_window",
+                   "deadline")
 OWN_CACHE_KEYS = ("endpoint", "max_model_len", "context_window", "window_checked_at")
 
 
@@ -51,6 +52,7 @@ class DeploymentConfig(msgspec.Struct, omit_defaults=True):
     history_cap: int | None = None
     history_max_bytes: int | None = None
     context_window: int | None = None
+    deadline: float | None = None  # seconds one request may take in all
 
 
 class CacheEntry(msgspec.Struct, omit_defaults=True):
@@ -95,10 +97,14 @@ class Settings:
         self._migrated = False
 
     def _file(self, name: str) -> SettingsFile:
+        if not self._migrated:  # Backend.AI's two files are checked first, whatever is asked for
+            self._migrated = True
+            for shared in (CONFIG, CACHE):
+                self._files[shared] = files.load(self.store, shared, self.warn)
+            if any(_misplaced(self._files[n], n) for n in (CONFIG, CACHE)):
+                self.migrate()
         if name not in self._files:
             self._files[name] = files.load(self.store, name, self.warn)
-            if name in (CONFIG, CACHE) and not self._migrated and _misplaced(self._files[name], name):
-                self.migrate()
         return self._files[name]
 
     # -- reading ---------------------------------------------------------------------------
@@ -172,7 +178,6 @@ class Settings:
 
     def migrate(self) -> None:
         """Move what Backend.AI cannot read (or would drop) from its files to bai's own."""
-        self._migrated = True
         with self.store.locked():
             loaded = {n: files.load(self.store, n, self.warn) for n in (CONFIG, CACHE, OWN_CONFIG, OWN_CACHE)}
             before = {n: f.encode() for n, f in loaded.items()}
@@ -187,7 +192,7 @@ class Settings:
             self._files.update(loaded)
         if dropped:
             self.warn(f"moved bai's settings out of Backend.AI's config.json and cache.json; {dropped} "
-                      f"entr{'y' if dropped == 1 else 'ies'} that name no deployment left out "
+                      f"{'entry that names' if dropped == 1 else 'entries that name'} no deployment left out "
                       f"(the files as they were are kept in {self.store.paths.kept})")
 
 

@@ -127,7 +127,7 @@ def _known_error(e: Exception) -> int | None:
     store_errors = sys.modules.get("eventlog._errors")
     if store_errors is not None and isinstance(e, store_errors.StoreError):
         return FAILED
-    endpoint_errors = sys.modules.get("cli._errors")
+    endpoint_errors = sys.modules.get("cli.endpoint._errors")
     if endpoint_errors is not None and isinstance(e, endpoint_errors.EndpointError):
         return e.exit_code  # type: ignore[attr-defined]
     return None
@@ -135,7 +135,7 @@ def _known_error(e: Exception) -> int | None:
 
 def _error(message: str) -> None:
     from ._app import use_color
-    from ._errors import one_line  # whitespace collapsed: every error is one line
+    from .endpoint._text import one_line  # whitespace collapsed: every error is one line
 
     click.secho(f"bai: error: {one_line(message, limit=2000)}", err=True, fg="red", color=use_color())
 

@@ -179,10 +179,12 @@ def refresh(paths: StorePaths, state_of: StateOf, caps_of: CapsOf, *, touched: s
         if kept:
             entries[d] = encode_entry([m for r in kept for m in messages_of_round(r)])
             last_seq[d] = state.last_seq
-        exported[d] = Exported(state.last_seq, fingerprints, retire(previous, fingerprints))
+        since = (previous.since if previous is not None and previous.rounds and previous.since else time.time()) \
+            if fingerprints else 0.0
+        exported[d] = Exported(state.last_seq, fingerprints, retire(previous, fingerprints), since)
     for d, previous in record.deployments.items():  # logs gone, or not in history.json: remember what was removed
         if d not in exported and (retired := retire(previous, [])):
-            exported[d] = Exported(previous.last_seq, [], retired)
+            exported[d] = Exported(previous.last_seq, [], retired, 0.0)
     ensure_private_dir(paths.own)
     atomic_write(paths.shared_history, encode_projection(Projection(entries, PROJECTION_VERSION, last_seq)))
     atomic_write(paths.exported, _encoder.encode(ExportRecord(deployments=exported)))
@@ -201,7 +203,7 @@ def remember_removed(paths: StorePaths, removed: dict[str, list[str]]) -> None:
     for d, fingerprints in removed.items():
         previous = record.deployments.get(d) or Exported()
         retired = [f for f in previous.retired if f not in set(fingerprints)] + fingerprints
-        record.deployments[d] = Exported(previous.last_seq, previous.rounds, retired[-RETIRED_KEPT:])
+        record.deployments[d] = Exported(previous.last_seq, previous.rounds, retired[-RETIRED_KEPT:], previous.since)
     ensure_private_dir(paths.own)
     atomic_write(paths.exported, _encoder.encode(record))
 

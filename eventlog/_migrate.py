@@ -33,9 +33,9 @@ def needs_migration(paths: StorePaths) -> bool:
 def _to_move(paths: StorePaths) -> list[str]:
     """Names in the legacy folder to move: logs and old copies that are regular files (a link,
     a FIFO, a folder is left where it is)."""
-    return sorted(n for n in os.listdir(paths.legacy_logs)
-                  if (_OLD_COPY in n or (n.endswith(LOG_SUFFIX) and not n.startswith(".")))
-                  and stat.S_ISREG(os.lstat(paths.legacy_logs / n).st_mode))
+    return sorted((n for n in os.listdir(paths.legacy_logs)
+                   if (_OLD_COPY in n or (n.endswith(LOG_SUFFIX) and not n.startswith(".")))
+                   and stat.S_ISREG(os.lstat(paths.legacy_logs / n).st_mode)), key=_canonical_first)
 
 
 def migrate(paths: StorePaths, combine: Callable[[str, str], None]) -> None:
@@ -63,6 +63,13 @@ def migrate(paths: StorePaths, combine: Callable[[str, str], None]) -> None:
     except OSError:
         pass
     fsync_dir(paths.root)
+
+
+def _canonical_first(name: str) -> tuple[bool, str]:
+    """Logs already named canonically move first; other spellings of them are folded in after."""
+    base = name[: -len(LOG_SUFFIX)] if name.endswith(LOG_SUFFIX) else name
+    canonical = is_valid_deployment_id(base) and canonical_deployment_id(base) == base
+    return (not canonical, name)
 
 
 def _move_copy(paths: StorePaths, source, name: str) -> None:

@@ -21,7 +21,7 @@ from ._fingerprint import round_fingerprint
 from ._errors import StoreReadError
 from ._fsio import read_bytes
 from ._ids import canonical_deployment_id, is_valid_deployment_id
-from ._merge import Exported, Plan, apply_plan, reconcile
+from ._merge import Exported, Plan, apply_plan, doubt_message, has_new_rounds, reconcile
 from ._projection import Message, Projection, Unreadable, decode_projection, rounds_of_messages
 from ._scan import Scan, scan_stream
 from ._state import Resolved, StreamState, resolve
@@ -101,6 +101,8 @@ class SharedHistory(msgspec.Struct):
     record: ExportRecord
     keys: dict[str, str]  # canonical deployment id -> the key as written
     unplaceable: int  # messages under keys that are no deployment id
+    saved_at: float  # the file's mtime: when Backend.AI saved it
+    chats_seen: bool  # whether it holds a round bai never wrote, in any deployment
 
     def messages(self, deployment: str) -> list[Message] | None:
         """The deployment's entry (None: no entry); an unreadable entry counts as unplaceable, not as a clear."""
@@ -115,7 +117,8 @@ class SharedHistory(msgspec.Struct):
     def plan(self, deployment: str, local: list[RoundEvent]) -> Plan:
         if deployment in self.keys and self.messages(deployment) is None:
             return Plan(unplaceable=1)
-        return reconcile(self.messages(deployment), self.record.deployments.get(deployment), local)
+        return reconcile(self.messages(deployment), self.record.deployments.get(deployment), local,
+                         saved_at=self.saved_at, chats_seen=self.chats_seen)
 
 
 class DamagedSharedHistory(msgspec.Struct, frozen=True):
@@ -157,7 +160,13 @@ def read_shared_history(paths: StorePaths, stamp: Stamp | None | bool = False,
             keys[canonical_deployment_id(key)] = key
         else:
             unplaceable += max(len(projection.messages(key) or []), 1)
-    return SharedHistory(raw, projection, record, keys, unplaceable)
+    try:
+        saved_at = os.stat(paths.shared_history).st_mtime
+    except FileNotFoundError:
+        saved_at = time.time()
+    chats = any(has_new_rounds(m, record.deployments.get(d)) for d, key in keys.items()
+                if (m := projection.messages(key)))
+    return SharedHistory(raw, projection, record, keys, unplaceable, saved_at, chats)
 
 
 def _read_settled(paths: StorePaths) -> bytes | None:
@@ -191,6 +200,8 @@ def merged_state(state: StreamState, shared: SharedHistory | None, deployment: s
     if shared is None:
         return state
     plan = shared.plan(deployment, state.rounds)
+    if plan.doubtful:
+        warn(doubt_message(deployment))
     if plan.unplaceable:
         warn(f"history.json: {plan.unplaceable} message(s) of {deployment} form no user-then-assistant "
              "round and are left out")

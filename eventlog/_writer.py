@@ -29,7 +29,7 @@ from ._fsio import (
 )
 from ._ids import is_uuid
 from ._keep import keep_aside
-from ._merge import apply_plan
+from ._merge import apply_plan, doubt_message
 from ._migrate import migrate, needs_migration
 from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, read_shared_history, read_stream
 from ._scan import scan_stream
@@ -114,6 +114,8 @@ class WriterSession:
                 s = self.stream(d)
                 plan = shared.plan(d, s.state.rounds)
                 unplaceable += plan.unplaceable
+                if plan.doubtful:
+                    self.warn(doubt_message(d))
                 if plan.changes:
                     merged = apply_plan(s.state, plan, d)
                     hidden = 0 if plan.clear else len(s.state.rounds) - len(self.visible(s))

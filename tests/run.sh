@@ -5,8 +5,14 @@
 #     Backend.AI's CLI, built once and cached outside the clone in
 #     ${BAI_TEST_CACHE:-~/.cache/bai-test-servers} (about 16 min from an empty cache).
 # Extra arguments go to pytest, e.g. `bash tests/run.sh tests/store -x`.
+# BAI_REQUIRE_ALL_TESTS=1 (.ci/run sets it): a skipped or deselected test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${BAI_REQUIRE_ALL_TESTS:-0}" = 1 ] && [ "${BAI_SKIP_REAL_SERVERS:-0}" = 1 ]; then
+    echo "tests/run.sh: BAI_SKIP_REAL_SERVERS=1 but BAI_REQUIRE_ALL_TESTS=1: every test must run" >&2
+    exit 2
+fi
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

@@ -145,16 +145,50 @@ def test_history_show_of_nothing(home):
     assert code == 0 and out == "" and "No saved history" in err
 
 
+def _log_types(home, deployment):
+    """The record types of the deployment's log, in order, as written on disk."""
+    data = (home / "bai" / "logs" / f"{deployment}.jsonl").read_bytes()
+    return [json.loads(line)["type"] for line in data.splitlines()]
+
+
 def test_history_list_clear_and_compact(home):
     _seed(home, 2, "d1")
-    _seed(home, 1, "d2")
+    _seed(home, 3, "d2")
+    _seed(home, 3, U1)
     code, out, _ = bai("deployment", "chat-history", "list", "--json")
-    assert [(d["deployment"], d["messages"]) for d in json.loads(out)] == [("d1", 4), ("d2", 2)]
+    assert [(d["deployment"], d["messages"]) for d in json.loads(out)] == [(U1, 6), ("d1", 4), ("d2", 6)]
     assert bai("deployment", "chat-history", "clear")[0] == 2  # neither ID nor --all
     assert bai("deployment", "chat-history", "clear", "d1", "--all")[0] == 2
     code, _, err = bai("deployment", "chat-history", "clear", "d1")
     assert code == 0 and "4 message(s) removed" in err
-    assert bai("deployment", "chat-history", "compact")[0] == 0
+
+    # compact: caps lowered after the rounds were saved (readers apply them at once, the logs
+    # still hold every round until a writer compacts them), and a history.json removed by hand.
+    assert bai("deployment", "chat-config", "set", "d2", "--history-cap", "2")[0] == 0
+    assert bai("deployment", "chat-config", "set", U1, "--history-cap", "4")[0] == 0
+    assert _log_types(home, "d2") == ["round"] * 3 and _log_types(home, U1) == ["round"] * 3
+    (home / "history.json").unlink()
+    code, _, err = bai("deployment", "chat-history", "compact")
+    assert code == 0 and "Traceback" not in err
+    # Each log now holds its cap's newest rounds after a base record, and nothing else.
+    assert _log_types(home, "d2") == ["base", "round"] and _log_types(home, U1) == ["base", "round", "round"]
+    shown = json.loads(bai("deployment", "chat-history", "show", "d2", "--json")[1])["messages"]
+    assert [m["content"] for m in shown] == ["question 2", "answer 2"]
+    listing = {d["deployment"]: d for d in json.loads(bai("deployment", "chat-history", "list", "--json")[1])}
+    assert listing["d2"]["messages"] == 2 and listing[U1]["messages"] == 4
+    assert listing["d2"]["bytes"] == (home / "bai" / "logs" / "d2.jsonl").stat().st_size
+    # history.json is rebuilt: the UUID deployment's visible rounds, and nothing of the others.
+    doc = json.loads((home / "history.json").read_text())
+    assert list(doc["deployments"]) == [U1]
+    assert [m["content"] for m in doc["deployments"][U1]] == ["question 1", "answer 1", "question 2", "answer 2"]
+    # `compact ID` rewrites only that deployment's log.
+    _seed(home, 2, "d3")
+    assert bai("deployment", "chat-config", "set", "d3", "--history-cap", "2")[0] == 0
+    other = (home / "bai" / "logs" / "d2.jsonl").read_bytes()
+    assert bai("deployment", "chat-history", "compact", "d3")[0] == 0
+    assert _log_types(home, "d3") == ["base", "round"]
+    assert (home / "bai" / "logs" / "d2.jsonl").read_bytes() == other
+
     assert bai("deployment", "chat-history", "clear", "--all")[0] == 0
     assert json.loads(bai("deployment", "chat-history", "list", "--json")[1]) == []
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from cli._limits import RetryPolicy
-from cli._transport import EndpointClient
+from cli.endpoint._limits import RetryPolicy
+from cli.endpoint._transport import EndpointClient
 
 from .server import ScriptedServer
 

@@ -37,6 +37,8 @@ class Reply:
     gate_after: int = 1
     gate_opened: list[bool] = field(default_factory=list)  # filled in: was the gate opened in time?
     hang_up: str | None = None  # "close" (FIN) | "reset" (RST): no response, the connection closed
+    sent: list[int] = field(default_factory=list)  # filled in: pieces written before the end or a hang-up
+    finished: threading.Event = field(default_factory=threading.Event)  # set when the handler is done with it
 
     def parts(self) -> list[bytes]:
         if self.pieces is None:
@@ -141,6 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.flush()
+        try:
+            self._write_body(reply)
+        finally:
+            reply.finished.set()
+
+    def _write_body(self, reply: Reply) -> None:
+        reply.sent.append(0)
         for n, piece in enumerate(reply.parts()):
             if n == reply.drop_after:
                 self._drop()
@@ -159,6 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.wfile.write(piece)
             self.wfile.flush()
+            reply.sent[-1] = n + 1
         if reply.drop_after is not None:  # after the last piece, before the end of the framing
             self._drop()
             return

@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from cli._content import NoText, assistant_content
-from cli._response import parse_chat_response
-from cli._wire import ChatCompletionResponse, ModelList
+from cli.endpoint._content import NoText, assistant_content
+from cli.endpoint._response import parse_chat_response
+from cli.endpoint._wire import ChatCompletionResponse, ModelList
 
 
 def reply(*choices: dict[str, Any], **extra: Any) -> ChatCompletionResponse:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cli._error_body import detect_context_length, http_error, parse_error_body
-from cli._errors import (
+from cli.endpoint._error_body import detect_context_length, http_error, parse_error_body
+from cli.endpoint._errors import (
     AuthenticationError,
     ContextLengthExceeded,
     EndpointError,
@@ -17,7 +17,7 @@ from cli._errors import (
     InvalidToken,
     UnexpectedEventStream,
 )
-from cli._response import parse_chat_response
+from cli.endpoint._response import parse_chat_response
 
 URL = "http://127.0.0.1:8000/v1/chat/completions"
 

@@ -7,13 +7,14 @@ import json
 import msgspec
 import pytest
 
-from cli._content import NoText
-from cli._errors import APIError, HTTPStatusError, InvalidResponse, StreamErrorEvent
-from cli._error_body import http_error
-from cli._response import parse_chat_response
-from cli._sse import SSEDecoder
-from cli._stream import StreamAccumulator, StreamResult
-from cli._wire import ChatCompletionChunk, ChatCompletionResponse
+from cli.endpoint._content import NoText
+from cli.endpoint._errors import APIError, HTTPStatusError, InvalidResponse, StreamErrorEvent
+from cli.endpoint._error_body import http_error
+from cli.endpoint._response import parse_chat_response
+from cli.endpoint._sse import SSEDecoder
+from cli.endpoint._results import StreamResult
+from cli.endpoint._stream import StreamAccumulator
+from cli.endpoint._wire import ChatCompletionChunk, ChatCompletionResponse
 
 from .conftest import FIXTURES, fixture_bytes
 

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli._content import NoText, classify
-from cli._error_body import http_error, parse_error_body
-from cli._errors import EndpointError
-from cli._response import parse_chat_response, parse_model_list
-from cli._sse import SSEDecoder
-from cli._stream import StreamAccumulator
+from cli.endpoint._content import NoText, classify
+from cli.endpoint._error_body import http_error, parse_error_body
+from cli.endpoint._errors import APIError, EndpointError, UnexpectedEventStream
+from cli.endpoint._response import parse_chat_response, parse_model_list
+from cli.endpoint._sse import SSEDecoder
+from cli.endpoint._stream import StreamAccumulator
 
 from .conftest import FIXTURES, fixture_bytes
 
@@ -94,24 +94,120 @@ def test_mutated_streams_give_a_result_or_a_hierarchy_error(data: st.DataObject,
     assert "".join(pieces) == (result.body["choices"][0]["message"]["content"] or "")
 
 
+def is_error_body(value: Any) -> bool:
+    """A 2xx body that reports an error instead of an answer (vLLM's flat shape, OpenAI's nested one)."""
+    return isinstance(value, dict) and "choices" not in value and bool(value.get("error") or value.get("object") == "error")
+
+
+def check_result(value: Any, result) -> None:
+    """What any accepted reply must be: a JSON object with a list of choices, kept whole, whose
+    text is there exactly when there is no reason for its absence."""
+    assert isinstance(value, dict) and isinstance(value.get("choices"), list), value
+    assert not is_error_body(value)
+    assert result.body == value  # the whole body, server extras included (--json prints it)
+    content = result.content
+    assert (content.text is None) == (content.no_text is not None)
+    assert content.text is None or (isinstance(content.text, str) and content.text.strip())
+    assert (content.explain() == "") == (content.text is not None)
+    if not value["choices"]:
+        assert content.no_text is NoText.NO_CHOICES
+
+
+# Objects with the keys replies use (an "error", a model "id", "data", "choices"...) and values
+# that matter for them, besides any JSON value: random keys alone would almost never meet them.
+reply_objects = st.dictionaries(
+    st.sampled_from([*KEYS, "object"]) | st.text(max_size=6),
+    json_values | st.sampled_from(["error", "list", "chat.completion", "m1"]) | st.lists(st.fixed_dictionaries({"id": st.text(max_size=4)}), max_size=3),
+    max_size=5)
+
+
 @PROPERTY
-@given(json_values)
+@given(json_values | reply_objects)
 def test_any_json_value_as_a_reply(value: Any) -> None:
     raw = msgspec.json.encode(value)
-    for parse in (parse_chat_response, parse_model_list):
-        try:
-            parse(raw, "application/json")
-        except EndpointError:
-            pass
+    try:
+        result = parse_chat_response(raw, "application/json")
+    except APIError as exc:
+        assert is_error_body(value) and "\n" not in str(exc)  # an error only when the body says so
+    except EndpointError as exc:
+        assert str(exc) and "\n" not in str(exc) and not is_error_body(value)
+    else:
+        check_result(value, result)
+    try:
+        models = parse_model_list(raw, "application/json")
+    except EndpointError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert isinstance(value, dict) and not is_error_body(value)
+        cards = value["data"] if "data" in value else [value] if isinstance(value.get("id"), str) else []
+        assert [m.id for m in models.data] == [c["id"] for c in cards]
+        assert models.first_id == (cards[0]["id"] if cards else None)
+
+
+# Bodies shaped like chat completions, with the choice at index 0 anywhere in the list (or
+# none), string, null or blank content, tool calls and refusals beside it, and extra keys.
+CONTENTS = st.none() | st.text(max_size=8) | st.sampled_from(["", "  ", "\n", "answer", " spaced "])
+MESSAGES = st.fixed_dictionaries({"role": st.just("assistant"), "content": CONTENTS}, optional={
+    "refusal": st.none() | st.text(max_size=5), "reasoning_content": st.none() | st.text(max_size=5),
+    "tool_calls": st.just([{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]),
+    "extra": json_values})
+CHOICES = st.fixed_dictionaries({"message": MESSAGES}, optional={
+    "index": st.none() | st.integers(0, 3), "finish_reason": st.none() | st.sampled_from(["stop", "length", "tool_calls"]),
+    "logprobs": json_values})
+CHAT_BODIES = st.fixed_dictionaries({"choices": st.lists(CHOICES, max_size=4)}, optional={
+    "model": st.none() | st.text(max_size=6), "id": st.text(max_size=6), "system_fingerprint": json_values})
+
+
+def expected_text(body: dict) -> str | None:
+    """The rules, said again plainly: the choice whose index is 0 (its position when it has none)
+    is the answer; its string content is the text unless blank."""
+    for pos, choice in enumerate(body["choices"]):
+        index = choice.get("index")
+        if (pos if index is None else index) == 0:
+            content = choice["message"]["content"]
+            return content if isinstance(content, str) and content.strip() else None
+    return None
+
+
+@PROPERTY
+@given(CHAT_BODIES)
+def test_chat_shaped_replies_give_the_text_of_choice_zero(body: dict) -> None:
+    result = parse_chat_response(msgspec.json.encode(body), "application/json")  # valid: must not raise
+    check_result(body, result)
+    assert result.text == expected_text(body)
+    assert result.model == body.get("model")
+
+
+MODEL_CARDS = st.fixed_dictionaries({"id": st.text(max_size=6)}, optional={
+    "object": st.just("model"), "owned_by": st.none() | st.text(max_size=4), "max_model_len": st.none() | st.integers(1, 10**6),
+    "created": st.integers(0, 10**10)})
+MODEL_BODIES = st.fixed_dictionaries({"data": st.lists(MODEL_CARDS, max_size=3)}, optional={"object": st.just("list")}) | MODEL_CARDS
+
+
+@PROPERTY
+@given(MODEL_BODIES)
+def test_model_lists_give_their_ids_in_order(body: dict) -> None:
+    models = parse_model_list(msgspec.json.encode(body), "application/json")  # valid: must not raise
+    cards = body["data"] if "data" in body else [body]  # TGI answers with the one model object
+    assert [m.id for m in models.data] == [c["id"] for c in cards]
+    assert models.first_id == (cards[0]["id"] if cards else None)
+    assert models.max_model_len() == (cards[0].get("max_model_len") if cards else None)
 
 
 @PROPERTY
 @given(st.binary(max_size=300), st.sampled_from([None, "application/json", "text/html", "text/event-stream"]))
 def test_any_bytes_as_a_reply_or_an_error_body(raw: bytes, content_type: str | None) -> None:
     try:
-        parse_chat_response(raw, content_type)
-    except EndpointError:
-        pass
+        result = parse_chat_response(raw, content_type)
+    except UnexpectedEventStream as exc:
+        assert "try --stream" in str(exc) and "\n" not in str(exc)
+    except EndpointError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        # An event stream where JSON was expected is always told apart from garbage.
+        assert content_type != "text/event-stream"
+    else:
+        assert content_type != "text/event-stream"
+        check_result(msgspec.json.decode(raw), result)  # only a JSON object with choices is an answer
     info = parse_error_body(raw, content_type, status_phrase="Bad Request")
     assert info.message and "\n" not in info.message
     err = http_error("http://h/v1/chat/completions", 400, None, raw, content_type)

@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-import cli._transport as transport
-from cli._content import NoText
-from cli._errors import (
+import cli.endpoint._transport as transport
+from cli.endpoint._content import NoText
+from cli.endpoint._errors import (
     APIError,
     AuthenticationError,
     ConnectionLost,
     ContextLengthExceeded,
     HTTPStatusError,
+    PlainHTTPServer,
 )
-from cli._limits import RetryPolicy
-from cli._transport import EndpointClient
+from cli.endpoint._limits import RetryPolicy
+from cli.endpoint._transport import EndpointClient
 from tests.realservers.fixtures import LLAMA_TEST_API_KEY
 from tests.realservers.servers import LITELLM_MOCK_MODELS, MOCK_ECHO_TEXT
 
@@ -135,6 +136,13 @@ def test_llama_wrong_token_is_refused_and_never_shown(mode: str, llama_server_wi
 def test_llama_right_token_is_accepted(llama_server_with_key: Any, connect: Any) -> None:
     client = connect(llama_server_with_key.base_url, llama_server_with_key.api_key)
     assert client.list_models().first_id == "gemma-3-270m"  # /v1/models needs the key too
+
+
+def test_llama_over_https_is_said_to_be_plain_http(llama_server: Any, connect: Any) -> None:
+    # Issue 12, item 10: llama-server waits on a ClientHello; bai used to time out connecting.
+    url = llama_server.base_url.replace("http://", "https://")
+    with pytest.raises(PlainHTTPServer, match="answers in plain HTTP, not TLS: use http://"):
+        call(connect(url, connect_timeout=30.0), "chat", ask(llama_server))
 
 
 def test_llama_context_overflow_streamed_or_not(llama_server_small_ctx: Any, connect: Any) -> None:

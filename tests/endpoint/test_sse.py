@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli._sse import SSEDecoder, ServerSentEvent
+from cli.endpoint._sse import SSEDecoder, ServerSentEvent
 
 from .conftest import fixture_bytes
 

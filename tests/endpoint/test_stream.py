@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from cli._content import NoText
-from cli._errors import InvalidResponse, StreamErrorEvent, StreamInterrupted
-from cli._sse import SSEDecoder
-from cli._stream import StreamAccumulator, StreamResult
+from cli.endpoint._content import NoText
+from cli.endpoint._errors import InvalidResponse, StreamErrorEvent, StreamInterrupted
+from cli.endpoint._sse import SSEDecoder
+from cli.endpoint._results import StreamResult
+from cli.endpoint._stream import StreamAccumulator
 
 
 def sse(*items: Any) -> bytes:
@@ -167,8 +168,8 @@ def test_a_long_stream_keeps_every_piece_in_order():
     # More pieces than one block holds: the text is kept in joined blocks, none lost or reordered.
     import json as _json
 
-    from cli._sse import SSEDecoder
-    from cli._stream import StreamAccumulator
+    from cli.endpoint._sse import SSEDecoder
+    from cli.endpoint._stream import StreamAccumulator
 
     pieces = [f"<{i}>" for i in range(1000)]
     seen = []

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cli._errors import (
+from cli.endpoint._errors import (
     AuthenticationError,
     ContextLengthExceeded,
     HTTPStatusError,
@@ -17,8 +17,8 @@ from cli._errors import (
     InvalidToken,
     UnexpectedEventStream,
 )
-from cli._response import parse_chat_response
-from cli._transport import EndpointClient
+from cli.endpoint._response import parse_chat_response
+from cli.endpoint._transport import EndpointClient
 
 from .conftest import fixture_bytes
 from .server import Reply, ScriptedServer, split_at
@@ -211,7 +211,7 @@ def test_real_sleep_is_used_by_default(server: ScriptedServer) -> None:
 
 
 def test_body_size_limits(server: ScriptedServer, make_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cli._transport
+    import cli.endpoint._transport
 
     server.add(CHAT, Reply(500, b"E" * 200_000, content_type="text/plain", framing="chunked",
                            pieces=[b"E" * 100_000] * 2),
@@ -219,6 +219,6 @@ def test_body_size_limits(server: ScriptedServer, make_client: Any, monkeypatch:
     with pytest.raises(HTTPStatusError) as caught:
         make_client().chat(PAYLOAD)
     assert len(str(caught.value)) < 400
-    monkeypatch.setattr(cli._transport, "MAX_BODY", 100)
+    monkeypatch.setattr(cli.endpoint._transport, "MAX_BODY", 100)
     with pytest.raises(InvalidResponse, match="the reply is larger than"):
         make_client().chat(PAYLOAD)

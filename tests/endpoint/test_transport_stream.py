@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cli._content import NoText
-from cli._errors import (
+from cli.endpoint._content import NoText
+from cli.endpoint._errors import (
     APIError,
     HTTPStatusError,
     NotAnEventStream,

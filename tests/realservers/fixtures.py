@@ -5,8 +5,9 @@ Register with `pytest_plugins = ["tests.realservers.fixtures"]` in tests/conftes
 takes 6-10 s to start, vLLM 1-2.5 min. A missing install is done on first use
 (idempotent; the first llama.cpp build takes 9-25 minutes, vLLM 4-8). If it cannot be
 done the test FAILS; it is skipped only when BAI_SKIP_REAL_SERVERS=1, and never when
-CI=true. Tests using these fixtures get the `realserver` marker automatically, and
-those using vLLM the `vllm` marker too.
+BAI_REQUIRE_ALL_TESTS=1 (.ci/run sets it) or CI is set to anything but false. Tests using
+these fixtures get the `realserver` marker automatically, and those using vLLM the `vllm`
+marker too.
 """
 
 from __future__ import annotations
@@ -35,12 +36,20 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def _in_ci() -> bool:
+    """CI set to anything but empty, 0, false, no or off: CI services spell it differently
+    (true, 1, a service's name), and a spelling bai does not know must not let tests skip."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def _require(request: pytest.FixtureRequest, parts: tuple[str, ...]) -> None:
     """Make sure `parts` are installed (installing them if needed), else skip or fail."""
     if _flag("BAI_SKIP_REAL_SERVERS"):
-        if _flag("CI"):
-            pytest.fail("BAI_SKIP_REAL_SERVERS is set but CI=true: real-server tests must "
-                        "run in CI", pytrace=False)
+        why = ["BAI_REQUIRE_ALL_TESTS=1"] if _flag("BAI_REQUIRE_ALL_TESTS") else []
+        why += [f"CI={os.environ['CI']}"] if _in_ci() else []
+        if why:
+            pytest.fail(f"BAI_SKIP_REAL_SERVERS is set but {' and '.join(why)}: real-server tests must run here",
+                        pytrace=False)
         pytest.skip("real-server tests skipped: BAI_SKIP_REAL_SERVERS=1")
     if parts in _install_failures:
         pytest.fail(_install_failures[parts], pytrace=False)

@@ -2,8 +2,20 @@
 
 import pytest
 
+import msgspec
+
 from eventlog import Caps
-from .checks import D1, D2, assert_log_chain_valid, assert_projection_matches, assert_within_caps, log_path, pairs
+from eventlog._caps import _BASE_ALLOWANCE
+from eventlog._events import RoundEvent, encode_line
+from eventlog._projection import projected_size
+from .checks import (D1, D2, assert_log_chain_valid, assert_projection_matches, assert_within_caps, log_events,
+                     log_path, pairs)
+
+
+def projection_bytes(root, deployment: str) -> int:
+    """The deployment's entry in history.json, in bytes as written (compact JSON, UTF-8)."""
+    doc = msgspec.json.decode((root / "history.json").read_bytes())
+    return len(msgspec.json.encode(doc["deployments"].get(deployment, [])))
 
 
 @pytest.mark.parametrize("cap", [2, 3, 4, 7, 20])
@@ -33,11 +45,22 @@ def test_byte_cap_drops_oldest_first(make_store, root):
 
 
 def test_multibyte_text_counts_in_bytes(make_store, root):
+    # 100 four-byte and 100 two-byte characters a round: 600 bytes of text in 200 characters.
     caps = Caps(messages=1000, bytes=3000)
     store = make_store(caps)
     for i in range(20):
         store.record_round(D1, "\U0001F600" * 100, "\u00e9" * 100)
-        assert_within_caps(root, D1, caps)
+        assert_within_caps(root, D1, caps)  # upper bound: counted in characters, more would be kept
+    # Lower bound: as many rounds as fit in UTF-8 bytes are kept, not fewer (counted as escapes
+    # like \ud83d\ude00, or as UCS-4, far fewer would): one more would break a cap.
+    kept = store.rounds(D1)
+    assert [r.seq for r in kept] == list(range(21 - len(kept), 21))
+    lines = [e for e in log_events(root, D1).chain if isinstance(e, RoundEvent)]
+    assert len(lines) == len(kept)
+    one_more = kept[0]  # an older round is the same size, give or take a digit of its seq
+    log_after = sum(len(encode_line(r)) for r in lines) + len(encode_line(one_more)) + _BASE_ALLOWANCE
+    entry_after = projection_bytes(root, D1) + projected_size(one_more)
+    assert log_after > caps.bytes or entry_after > caps.bytes, (len(kept), log_after, entry_after)
 
 
 def test_round_larger_than_the_caps_is_not_written_and_history_stays(make_store, root):

@@ -1,8 +1,9 @@
 """Every way talking to an endpoint can fail: one exception hierarchy, its messages in one place.
 
 `str(error)` is one line for the user; the command prints it (never a traceback) and exits with
-`error.exit_code`. The client scrubs its token from every message (`EndpointError.redact`), so a
-server that echoes the key back cannot make bai print it.
+`error.exit_code`. A message never carries terminal control sequences (they are stripped from
+whatever a server put in it), and never the token: the client scrubs it from what the server
+sent before any of it is cut to length, and from every message again (`EndpointError.redact`).
 
     EndpointError                    .message .url .partial (the StreamResult of a broken stream)
     ├── InvalidEndpointURL           not an http(s) URL; exit code 2
@@ -11,10 +12,12 @@ server that echoes the key back cannot make bai print it.
     │   ├── ConnectError             connection refused, host unreachable
     │   ├── DNSError                 .host does not resolve
     │   ├── TLSError                 handshake or certificate failure
+    │   │   └── PlainHTTPServer      an https:// URL whose server answers in plain HTTP
     │   ├── ConnectionLost           closed or reset before a whole reply
     │   └── EndpointTimeout          .seconds
     │       ├── ConnectTimeout       connect timeout (10 s by default)
-    │       └── ReadTimeout          nothing received for the read timeout (`--timeout`)
+    │       ├── ReadTimeout          nothing received for the read timeout (`--timeout`)
+    │       └── DeadlineExceeded     the whole request took longer than its deadline (`--deadline`)
     ├── APIError                     the server reported an error: .status .info .context_length
     │   ├── HTTPStatusError          a non-2xx status: .reason .attempts .retry_after
     │   │   ├── AuthenticationError  401/403, says how to set a token
@@ -22,7 +25,8 @@ server that echoes the key back cannot make bai print it.
     │   └── StreamErrorEvent         an error event inside a stream
     ├── InvalidResponse              a reply bai cannot read: .status .content_type .excerpt
     │   ├── UnexpectedEventStream    an event stream where JSON was expected
-    │   └── NotAnEventStream         something else where an event stream was expected
+    │   ├── NotAnEventStream         something else where an event stream was expected
+    │   └── ReplyTooLarge            .limit: a reply, answer or event over its bound (32 MiB)
     └── StreamInterrupted            a stream that ended with neither [DONE] nor a finish_reason
 """
 
@@ -32,23 +36,20 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from ._stream import StreamResult
+from ._text import Redactor, one_line, strip_controls
+
+if TYPE_CHECKING:  # _results imports nothing of this module: no circle
+    from ._results import StreamResult
 
 __all__ = [
     "APIError", "AuthenticationError", "ConnectError", "ConnectTimeout", "ConnectionLost", "ContextLength",
-    "ContextLengthExceeded", "DNSError", "EndpointError", "EndpointTimeout", "ErrorInfo", "HTTPStatusError",
-    "InvalidEndpointURL", "InvalidResponse", "InvalidToken", "NetworkError", "NotAnEventStream", "ReadTimeout",
-    "StreamErrorEvent", "StreamInterrupted", "TLSError", "UnexpectedEventStream", "one_line",
+    "ContextLengthExceeded", "DNSError", "DeadlineExceeded", "EndpointError", "EndpointTimeout", "ErrorInfo",
+    "HTTPStatusError", "InvalidEndpointURL", "InvalidResponse", "InvalidToken", "NetworkError", "NotAnEventStream",
+    "PlainHTTPServer", "ReadTimeout", "ReplyTooLarge", "StreamErrorEvent", "StreamInterrupted", "TLSError",
+    "UnexpectedEventStream",
 ]
 
 TOKEN_HINT = "bai deployment chat-config set {deployment} --token T"
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace (server messages carry newlines and tracebacks) and cap the length."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,14 @@ class ContextLength:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None  # what the request asked for (max_tokens)
     requested_tokens: int | None = None  # prompt + completion, when given as one number
+    at_least: bool = False  # the token counts are lower bounds (vLLM stops counting at window + 1)
+
+    @property
+    def answer_alone_too_long(self) -> bool:
+        """max_tokens alone is more than the window: leaving out history cannot help."""
+        return (self.completion_tokens is not None and self.context_window is not None
+                and self.prompt_tokens is None and self.requested_tokens is None
+                and self.completion_tokens >= self.context_window)
 
     @property
     def excess(self) -> int | None:
@@ -87,6 +96,7 @@ class EndpointError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
+        message = strip_controls(message)  # parts of it came from a server
         super().__init__(message)
         self.message = message
         self.url = url
@@ -95,18 +105,22 @@ class EndpointError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def redact(self, secret: str | None) -> None:
-        """Replace every occurrence of `secret` in what this error can show."""
-        if not secret:
+    def redact(self, secret: str | Redactor | None) -> None:
+        """Replace the token, in any form a server may echo it, in what this error can show.
+
+        The last line of defence: the client already scrubbed what the server sent, before any
+        of it was cut to length (a cut token would not be found here)."""
+        redactor = secret if isinstance(secret, Redactor) else Redactor(secret)
+        if not redactor:
             return
-        self.message = self.message.replace(secret, "***")
+        self.message = redactor.text(self.message)
         self.args = (self.message,)
         info = getattr(self, "info", None)
-        if isinstance(info, ErrorInfo) and secret in info.message:
-            self.info = dataclasses.replace(info, message=info.message.replace(secret, "***"))
+        if isinstance(info, ErrorInfo):
+            self.info = dataclasses.replace(info, message=redactor.text(info.message))
         excerpt = getattr(self, "excerpt", None)
         if isinstance(excerpt, str):
-            self.excerpt = excerpt.replace(secret, "***")
+            self.excerpt = redactor.text(excerpt)
 
 
 class InvalidEndpointURL(EndpointError):
@@ -140,9 +154,18 @@ class DNSError(NetworkError):
 
 
 class TLSError(NetworkError):
-    def __init__(self, url: str, reason: str, *, certificate: bool = False) -> None:
+    def __init__(self, url: str, reason: str, *, certificate: bool = False, message: str | None = None) -> None:
         what = "the server's TLS certificate could not be verified" if certificate else "TLS handshake failed"
-        super().__init__(f"{what} for {url}: {reason}", url=url)
+        super().__init__(message or f"{what} for {url}: {reason}", url=url)
+
+
+class PlainHTTPServer(TLSError):
+    """An https:// URL whose server answered a plain-HTTP probe: it does not speak TLS there."""
+
+    def __init__(self, url: str, plain_url: str) -> None:
+        super().__init__(url, "plain HTTP", message=f"the server at {url} answers in plain HTTP, not TLS: "
+                                                      f"use {plain_url} (http://, not https://)")
+        self.plain_url = plain_url
 
 
 class ConnectionLost(NetworkError):
@@ -171,6 +194,16 @@ class ReadTimeout(EndpointTimeout):
                 " (raise the read timeout with --timeout)"
             )
         super().__init__(message, url=url, seconds=seconds)
+
+
+class DeadlineExceeded(EndpointTimeout):
+    """The whole request (retries and the answer included) took longer than its deadline: a
+    server that trickles bytes or sends only keep-alives never trips the read timeout."""
+
+    def __init__(self, url: str, seconds: float | None, *, received: int | None = None) -> None:
+        got = "" if received is None else f" ({received} characters of answer had arrived)"
+        super().__init__(f"gave up on {url} after {_secs(seconds)}, the deadline for a whole request{got}"
+                         " (raise it with --deadline)", url=url, seconds=seconds)
 
 
 def _secs(seconds: float | None) -> str:
@@ -256,8 +289,14 @@ class ContextLengthExceeded(HTTPStatusError):
             )
             if value is not None
         )
-        detail = "the conversation does not fit the model's context window"
-        detail += f" ({numbers}): {one_line(info.message)}" if numbers else f": {one_line(info.message)}"
+        if context_length.answer_alone_too_long:
+            detail = (f"max_tokens {context_length.completion_tokens} is more than the model's whole context window"
+                      f" ({context_length.context_window} tokens); ask for fewer: {one_line(info.message)}")
+        else:
+            if context_length.at_least:
+                numbers = numbers.replace("prompt tokens", "prompt tokens at least", 1)
+            detail = "the conversation does not fit the model's context window"
+            detail += f" ({numbers}): {one_line(info.message)}" if numbers else f": {one_line(info.message)}"
         super().__init__(url, status, reason, info, context_length=context_length, detail=detail, **kwargs)
 
     @property
@@ -309,6 +348,19 @@ class NotAnEventStream(InvalidResponse):
             url, "not an event stream", status=status, content_type=content_type, excerpt=excerpt,
             message=f"{url} was asked for a stream but sent {sent}{tail}; try --no-stream",
         )
+
+
+class ReplyTooLarge(InvalidResponse):
+    """A reply over what bai keeps in memory: a whole body, a streamed answer or one event.
+    Decompressed sizes count (a small gzip body can unpack to gigabytes)."""
+
+    def __init__(self, url: str, what: str, limit: int, *, status: int | None = None, why: str | None = None) -> None:
+        super().__init__(url, f"{why or f'{what} is larger than {_size(limit)}'}; stopped reading", status=status)
+        self.limit = limit
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n} bytes"
 
 
 class StreamInterrupted(EndpointError):

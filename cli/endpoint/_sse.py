@@ -10,6 +10,9 @@ event of type "error" whose data is the field's value.
 
 Bytes are split into lines before decoding, so a UTF-8 character split across reads is whole
 by the time it is decoded (LF and CR never occur inside a multi-byte character).
+
+`buffered` is what the decoder holds for the event in progress (an unfinished line and its
+data lines so far): the caller bounds it, as a server may send one endless line.
 """
 
 from __future__ import annotations
@@ -35,8 +38,14 @@ class SSEDecoder:
         self._skip_lf = False  # the last read ended in CR: a LF opening the next one belongs to it
         self._started = False
         self._data: list[str] = []
+        self._data_size = 0
         self._event: str | None = None
         self._id: str | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes (and characters) held for the event in progress."""
+        return len(self._tail) + self._data_size
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         if self._skip_lf and chunk[:1] == b"\n":
@@ -90,6 +99,7 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._data_size += len(value)
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -98,9 +108,11 @@ class SSEDecoder:
         elif name == "error":
             self._event = "error"
             self._data.append(value)
+            self._data_size += len(value)
 
     def _dispatch(self, events: list[ServerSentEvent], *, at_eof: bool = False) -> None:
         if self._data:
             events.append(ServerSentEvent("\n".join(self._data), self._event or "message", self._id, at_eof))
         self._data = []
+        self._data_size = 0
         self._event = None

@@ -13,6 +13,7 @@ therefore fails `ChatCompletionResponse` at the boundary instead of passing as a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -31,21 +32,48 @@ __all__ = [
     "ModelCard",
     "ModelList",
     "ToolCall",
+    "MAX_DEPTH",
+    "NestedTooDeeply",
     "Usage",
     "decode_json",
 ]
 
 
+MAX_DEPTH = 64  # nesting levels; a chat body needs about 8 (logprobs), a tool's arguments some more
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class NestedTooDeeply(msgspec.DecodeError):
+    pass
+
+
 def decode_json(data: bytes | str) -> Any:
     """Decode JSON to builtins; every failure is a `msgspec.DecodeError`.
 
-    msgspec raises RecursionError for absurdly nested input; folding it in keeps callers to one
-    except clause.
+    Nesting deeper than MAX_DEPTH is refused before decoding: a server's 100,000-deep body
+    would otherwise end in RecursionError, here or later (encoding a decoded body for --json or
+    the store recurses too, from deeper in the stack).
     """
+    raw = data.encode() if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:  # else it cannot be that deep
+        _check_depth(raw)
     try:
-        return msgspec.json.decode(data)
+        return msgspec.json.decode(raw)
     except RecursionError:
-        raise msgspec.DecodeError("JSON is nested too deeply") from None
+        raise NestedTooDeeply(f"JSON is nested too deeply (over {MAX_DEPTH} levels)") from None
+
+
+def _check_depth(raw: bytes) -> None:
+    """Raise DecodeError if brackets outside strings nest deeper than MAX_DEPTH. At C speed:
+    strings removed, then each pass takes away the innermost pairs, one level per pass."""
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS).replace(b"{", b"[").replace(b"}", b"]")
+    for _ in range(MAX_DEPTH):
+        if b"[]" not in brackets:
+            return
+        brackets = brackets.replace(b"[]", b"")
+    if b"[]" in brackets:
+        raise NestedTooDeeply(f"JSON is nested too deeply (over {MAX_DEPTH} levels)")
 
 
 class FunctionCall(msgspec.Struct):

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ._errors import one_line
+from ._text import one_line
 from ._wire import ChatCompletionResponse, Content, FunctionCall, ToolCall
 
 __all__ = [
@@ -53,8 +53,8 @@ class ToolCallInfo:
     arguments: str  # as sent, JSON-encoded when the server sent an object
 
     def describe(self, limit: int = 80) -> str:
-        args = self.arguments if len(self.arguments) <= limit else self.arguments[: limit - 1] + "…"
-        return f"{self.name or '(unnamed)'}({args})"
+        """One line for the user (a server's text: control sequences removed)."""
+        return f"{one_line(self.name or '(unnamed)', limit)}({one_line(self.arguments, limit)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ class AssistantContent:
             what = "empty content"
         else:
             what = "only whitespace"
-        tail = f" (finish_reason: {self.finish_reason})" if self.finish_reason not in (None, "stop") else ""
+        tail = f" (finish_reason: {one_line(self.finish_reason, 40)})" if self.finish_reason not in (None, "stop") else ""
         return f"the model answered with {what}{tail}"
 
 

@@ -124,7 +124,8 @@ _CONTEXT_PHRASES = re.compile(
     r"|exceeds? the available context size"  # llama.cpp
     r"|longer than the (?:model's )?(?:context length|maximum model length)"  # SGLang, vLLM v1
     r"|`inputs` tokens \+ `max_new_tokens` must be"  # TGI
-    r"|`inputs` must have less than \d+ tokens",  # TGI
+    r"|`inputs` must have less than \d+ tokens"  # TGI
+    r"|max_(?:completion_|output_)?tokens=\d+ cannot be greater than",  # vLLM: max_tokens over the window
     re.IGNORECASE,
 )
 _NUMBERS: dict[str, tuple[re.Pattern[str], ...]] = {
@@ -137,6 +138,7 @@ _NUMBERS: dict[str, tuple[re.Pattern[str], ...]] = {
             r"available context size \((\d+) tokens\)",
             r"must be <= (\d+)",
             r"must have less than (\d+) tokens",
+            r"cannot be greater than (?:[a-z_]+=)+(\d+)",  # vLLM: max_model_len=2048 (=max_total_tokens=...)
         ),
         "prompt_tokens": (
             r"\((\d+) in the messages",
@@ -149,19 +151,29 @@ _NUMBERS: dict[str, tuple[re.Pattern[str], ...]] = {
             r"The input \((\d+) tokens\)",
             r"prompt \(length (\d+)\)",
             r"request \((\d+) tokens\) exceeds",
+            r"your prompt contains (?:at least )?(\d+) input tokens",  # vLLM 0.25+
         ),
         "completion_tokens": (
             r"(\d+) in the completion",
             r"(\d+) tokens for the completion",
             r"and (\d+) `max_new_tokens`",
             r"'max_tokens' or 'max_completion_tokens' is too large: (\d+)",
+            r"you requested (\d+) output tokens",  # vLLM 0.25+
+            r"max_(?:completion_|output_)?tokens=(\d+) cannot be greater than",  # vLLM
         ),
         "requested_tokens": (
             r"you requested (\d+) tokens \(",
             r"requested a total of (\d+) tokens",
+            r"for a total of (?:at least )?(\d+) tokens",  # vLLM 0.25+
         ),
     }.items()
 }
+
+
+# vLLM counts a prompt only up to the window + 1 ("at least 2049 input tokens"), and refuses a
+# prompt by its length in characters before counting ("the upper bound for 8128 input tokens").
+_AT_LEAST = re.compile(r"contains at least \d+ input tokens|for a total of at least", re.IGNORECASE)
+_CHARACTER_BOUND = re.compile(r"characters, which is the upper bound for (\d+) input tokens", re.IGNORECASE)
 
 
 def _int(value: Any) -> int | None:
@@ -181,7 +193,10 @@ def detect_context_length(info: ErrorInfo) -> ContextLength | None:
     if isinstance(err, dict):  # llama.cpp gives the numbers as fields
         found["prompt_tokens"] = _int(err.get("n_prompt_tokens")) or found["prompt_tokens"]
         found["context_window"] = _int(err.get("n_ctx")) or found["context_window"]
-    return ContextLength(**found)
+    at_least = _AT_LEAST.search(info.message) is not None
+    if found["prompt_tokens"] is None and (bound := _CHARACTER_BOUND.search(info.message)):
+        found["prompt_tokens"], at_least = int(bound.group(1)) + 1, True
+    return ContextLength(**found, at_least=at_least)
 
 
 def http_error(

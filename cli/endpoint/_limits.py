@@ -1,9 +1,12 @@
-"""How long bai waits for an endpoint, and how often it asks again.
+"""How long bai waits for an endpoint, how often it asks again, and how much it reads.
 
 Timeouts are always explicit (DESIGN.md: connect 10 s, read `--timeout`, default 300 s). A request
 is tried again on 429 and 503 (the server said "not now"), a bounded number of times; and once,
 on a fresh connection, when a reused keep-alive connection turned out closed before any answer
 (see `_transport.STALE_CONNECTION_RETRIES`).
+A deadline bounds a whole request (`DEFAULT_DEADLINE`): a server that trickles a byte now and
+then, or sends only keep-alive comments, never trips the read timeout.
+What a reply may hold in memory is bounded too, streamed or not, counted after decompression.
 No httpx here, so the CLI can show these defaults in `--help` without loading the client.
 """
 
@@ -16,11 +19,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_READ_TIMEOUT", "RETRY_STATUSES", "RetryPolicy", "parse_retry_after"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_DEADLINE", "DEFAULT_READ_TIMEOUT", "MAX_BODY", "MAX_DEADLINE", "MAX_ERROR_BODY",
+    "MAX_EVENT", "RETRY_STATUSES", "RetryPolicy", "parse_retry_after",
+]
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 300.0
+# 15 minutes: a long answer from a slow server fits (4,000 tokens at 5 tokens/s take 13), and
+# a hung one is given up on in a time a user may still be waiting for.
+DEFAULT_DEADLINE = 900.0
+MAX_DEADLINE = 7 * 24 * 3600.0  # any longer is no deadline (and no timer takes 1e308 s)
 RETRY_STATUSES = frozenset({429, 503})
+
+MAX_BODY = 32 * 1024 * 1024  # a whole reply, or a streamed answer's text; beyond this it is no chat answer
+MAX_ERROR_BODY = 64 * 1024  # an error body: only its message is shown
+# One event of a stream. Far above any real chunk (a token or a few), yet small enough that
+# decoding it stays cheap: JSON of many tiny objects takes up to ~25x its size in memory.
+MAX_EVENT = 4 * 1024 * 1024
 
 
 def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:

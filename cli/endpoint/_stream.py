@@ -8,52 +8,70 @@ line or `event: error`) raises `StreamErrorEvent`.
 
 A stream ends normally with `[DONE]`, or with the server closing the body after index 0 got a
 `finish_reason` (some servers send no `[DONE]`). Anything else raises `StreamInterrupted`.
+
+Memory is bounded whatever the server sends: what is kept of the answer (text, reasoning,
+refusal, tool calls) is at most `max_kept` characters, else `ReplyTooLarge`; pieces are joined
+into blocks as they come (a str per piece would cost ~60 bytes each); of the other fields of
+the chunks (`usage`, `timings`, ...) the last value of at most _MAX_EXTRAS keys is kept, from
+events no larger than _MAX_EXTRAS_EVENT. Error events are scrubbed of the token (`redact`)
+before they are read, so no cut can leave a prefix of it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-from ._content import AssistantContent, HasAssistantContent, ToolCallInfo, arguments_text, classify, pick_reasoning, split_content
+from ._content import ToolCallInfo, arguments_text, classify, pick_reasoning, split_content
 from ._error_body import detect_context_length, error_info_from_json, parse_error_body
-from ._errors import InvalidResponse, StreamErrorEvent, StreamInterrupted, one_line
+from ._errors import InvalidResponse, ReplyTooLarge, StreamErrorEvent, StreamInterrupted
+from ._limits import MAX_BODY
+from ._results import Ended, StreamResult
 from ._sse import ServerSentEvent
-from ._wire import ChatCompletionChunk, FunctionCall, ToolCall, Usage, decode_json
+from ._text import NO_REDACTION, Redactor, one_line
+from ._wire import ChatCompletionChunk, FunctionCall, NestedTooDeeply, ToolCall, Usage, decode_json
 
-__all__ = ["StreamAccumulator", "StreamResult"]
+__all__ = ["StreamAccumulator"]
 
 _BLOCK = 256
+_CALL_COST = 64  # counted against max_kept for each tool call, whatever its size
+_MAX_EXTRAS = 64
+_MAX_EXTRAS_EVENT = 64 * 1024
 
-Ended = Literal["done", "closed", "error", "interrupted"]
 
+class _Pieces:
+    """Text arriving in pieces, joined into blocks of _BLOCK pieces; finished blocks are never
+    copied again."""
 
-@dataclass(frozen=True, slots=True)
-class StreamResult(HasAssistantContent):
-    """What a stream delivered. `ended`: "done" ([DONE]), "closed" (closed after a finish_reason),
-    or, on the `partial` of an exception, "error" / "interrupted"."""
+    __slots__ = ("_blocks", "_tail", "size")
 
-    content: AssistantContent
-    ended: Ended
-    usage: Usage | None
-    model: str | None
-    body: dict[str, Any]  # a chat.completion object assembled from the chunks, extras kept
-    chunks: int
+    def __init__(self) -> None:
+        self._blocks: list[str] = []
+        self._tail: list[str] = []
+        self.size = 0
 
-    @property
-    def ok(self) -> bool:
-        """The stream ended normally: the answer is complete and may be recorded."""
-        return self.ended in ("done", "closed")
+    def add(self, piece: str) -> None:
+        self._tail.append(piece)
+        self.size += len(piece)
+        if len(self._tail) >= _BLOCK:
+            self._blocks.append("".join(self._tail))
+            self._tail = []
+
+    def __bool__(self) -> bool:
+        return bool(self._blocks or self._tail)
+
+    def join(self) -> str:
+        return "".join(self._blocks + self._tail)
 
 
 @dataclass(slots=True)
 class _PartialCall:
     id: str | None = None
     name: str | None = None
-    arguments: list[str] = field(default_factory=list)
+    arguments: _Pieces = field(default_factory=_Pieces)
 
 
 class StreamAccumulator:
@@ -62,17 +80,19 @@ class StreamAccumulator:
         url: str = "the endpoint",
         on_text: Callable[[str], object] | None = None,
         on_reasoning: Callable[[str], object] | None = None,
+        *,
+        max_kept: int = MAX_BODY,
+        redact: Redactor = NO_REDACTION,
     ) -> None:
         self._url = url
         self._on_text = on_text
         self._on_reasoning = on_reasoning
-        # The answer's pieces, joined into blocks of _BLOCK pieces: one small str per piece costs
-        # ~60 bytes; finished blocks are never copied again.
-        self._blocks: list[str] = []
-        self._text: list[str] = []
-        self._received = 0
-        self._reasoning: list[str] = []
-        self._refusal: list[str] = []
+        self._max_kept = max_kept
+        self._redact = redact
+        self._kept = 0
+        self._text = _Pieces()
+        self._reasoning = _Pieces()
+        self._refusal = _Pieces()
         self._calls: dict[Any, _PartialCall] = {}
         self._finish: str | None = None
         self._usage: Usage | None = None
@@ -84,7 +104,12 @@ class StreamAccumulator:
     @property
     def received(self) -> int:
         """Characters of answer text received so far."""
-        return self._received
+        return self._text.size
+
+    def _keep(self, size: int) -> None:
+        self._kept += size
+        if self._kept > self._max_kept:
+            raise ReplyTooLarge(self._url, "the streamed answer", self._max_kept)
 
     def feed(self, event: ServerSentEvent) -> bool:
         """Take one event; True when it was `[DONE]`. Calls `on_text` with each new piece."""
@@ -98,34 +123,40 @@ class StreamAccumulator:
         except msgspec.DecodeError as exc:
             if event.at_eof:  # the connection closed in the middle of this event
                 raise StreamInterrupted(self._url, "the last event was cut off", received=self.received) from exc
-            raise InvalidResponse(self._url, f"a stream event is not JSON: {one_line(event.data, 120)!r}",
-                                  excerpt=event.data[:200]) from exc
+            shown = self._redact.text(event.data)
+            why = f" ({exc})" if isinstance(exc, NestedTooDeeply) else ""
+            raise InvalidResponse(self._url, f"a stream event is not JSON{why}: {one_line(shown, 120)!r}",
+                                  excerpt=shown[:200]) from exc
         if isinstance(data, dict) and data.get("error") and not data.get("choices"):
-            raise self._error_event(event.data, data)
+            raise self._error_event(event.data)
         try:
             chunk = msgspec.convert(data, ChatCompletionChunk)
         except msgspec.ValidationError as exc:
             raise InvalidResponse(self._url, f"a stream chunk does not fit the chat.completion.chunk shape: {exc}",
-                                  excerpt=event.data[:200]) from exc
-        self._take(chunk, data)
+                                  excerpt=self._redact.text(event.data)[:200]) from exc
+        self._take(chunk, data, len(event.data))
         return False
 
-    def _error_event(self, raw: str, data: Any = None) -> StreamErrorEvent:
-        if data is None:
-            try:
-                data = decode_json(raw)
-            except msgspec.DecodeError:
-                data = None
+    def _error_event(self, raw: str) -> StreamErrorEvent:
+        raw = self._redact.text(raw)  # before anything is cut to length
+        try:
+            data = decode_json(raw)
+        except msgspec.DecodeError:
+            data = None
         info = error_info_from_json(data) or parse_error_body(raw.encode())
         status = _status(info.code)
         return StreamErrorEvent(self._url, info, received=self.received, status=status,
                                 context_length=detect_context_length(info))
 
-    def _take(self, chunk: ChatCompletionChunk, data: dict[str, Any]) -> None:
+    def _take(self, chunk: ChatCompletionChunk, data: dict[str, Any], size: int) -> None:
         self._chunks += 1
-        for key, value in data.items():  # id, created, system_fingerprint, timings, ...
-            if key != "choices" and value is not None and value != "":
-                self._extras[key] = value
+        if size <= _MAX_EXTRAS_EVENT:
+            for key, value in data.items():  # id, created, system_fingerprint, timings, ...
+                if key != "choices" and value is not None and value != "" \
+                        and (key in self._extras or len(self._extras) < _MAX_EXTRAS):
+                    self._extras[key] = value
+        elif chunk.usage is not None:
+            self._extras["usage"] = msgspec.structs.asdict(chunk.usage)
         if chunk.usage is not None:  # the last one wins: vLLM's continuous usage grows
             self._usage = chunk.usage
         if chunk.model:
@@ -140,21 +171,20 @@ class StreamAccumulator:
                 continue
             text, part_reasoning, part_refusal = split_content(delta.content)
             if text:
-                self._text.append(text)
-                self._received += len(text)
-                if len(self._text) >= _BLOCK:
-                    self._blocks.append("".join(self._text))
-                    self._text = []
+                self._keep(len(text))
+                self._text.add(text)
                 if self._on_text is not None:
                     self._on_text(text)
             reasoning = pick_reasoning(delta.reasoning_content, delta.reasoning, delta.thinking) + part_reasoning
             if reasoning:
-                self._reasoning.append(reasoning)
+                self._keep(len(reasoning))
+                self._reasoning.add(reasoning)
                 if self._on_reasoning is not None:
                     self._on_reasoning(reasoning)
             refusal = (delta.refusal or "") + part_refusal
             if refusal:
-                self._refusal.append(refusal)
+                self._keep(len(refusal))
+                self._refusal.add(refusal)
             calls = delta.tool_calls
             for n, call in enumerate([calls] if isinstance(calls, ToolCall) else calls or ()):
                 self._add_call(n if call.index is None else call.index, call.id, call.function)
@@ -163,22 +193,30 @@ class StreamAccumulator:
 
     def _add_call(self, key: Any, call_id: str | int | None, function: FunctionCall | None) -> None:
         # Fragments: only the first carries id and name; arguments arrive in pieces.
-        partial = self._calls.setdefault(key, _PartialCall())
+        partial = self._calls.get(key)
+        if partial is None:
+            self._keep(_CALL_COST)
+            partial = self._calls[key] = _PartialCall()
         if partial.id is None and call_id not in (None, ""):
             partial.id = str(call_id)
+            self._keep(len(partial.id))
         if function is not None:
             if partial.name is None and function.name:
                 partial.name = function.name
-            partial.arguments.append(arguments_text(function.arguments))
+                self._keep(len(function.name))
+            arguments = arguments_text(function.arguments)
+            if arguments:
+                self._keep(len(arguments))
+                partial.arguments.add(arguments)
 
     def result(self, ended: Ended) -> StreamResult:
-        text = "".join(self._blocks + self._text) if self._blocks or self._text else None
-        reasoning = "".join(self._reasoning)
-        refusal = "".join(self._refusal)
+        text = self._text.join() if self._text else None
+        reasoning = self._reasoning.join()
+        refusal = self._refusal.join()
         calls = tuple(
-            ToolCallInfo(c.id, c.name, "".join(c.arguments))
+            ToolCallInfo(c.id, c.name, c.arguments.join())
             for c in self._calls.values()
-            if c.id or c.name or any(c.arguments)
+            if c.id or c.name or c.arguments
         )
         content = classify(text, finish_reason=self._finish, refusal=refusal, reasoning=reasoning, tool_calls=calls)
         message: dict[str, Any] = {"role": "assistant", "content": text}
