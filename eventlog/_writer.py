@@ -434,12 +434,14 @@ def _take_back(fd: int, start: int, length: int) -> bool:
         return False
 
 
-def open_root(paths: StorePaths, warn: Warn) -> None:
+def open_root(paths: StorePaths, warn: Warn, *, named: bool = False) -> None:
     """Make the store's root a private folder: created 0700 if missing. One stat when all is
-    well. A root someone loosened (0755, 0777) is tightened, with every folder and file bai keeps
-    in it (a walk of those folders only, and only then), and bai says so: it may be a folder
-    that BAI_CHAT_HOME names by mistake. A root of another user is used, with a warning. The
-    root may be a link (to where the user keeps the store); nothing inside it may."""
+    well. A looser root is tightened, with every folder and file bai keeps in it (a walk of
+    those folders only, and only then). bai says so when others could write there (0777: the
+    store was opened up), or when the root is `named` (by BAI_CHAT_HOME: an existing folder
+    named by mistake would be chmodded); not for Backend.AI's own 0755 folder in its usual
+    place, made so by Backend.AI's CLI in ordinary use. A root of another user is used, with
+    a warning. The root may be a link (to where the user keeps the store); nothing inside may."""
     try:
         try:
             st = os.stat(paths.root)
@@ -455,7 +457,8 @@ def open_root(paths: StorePaths, warn: Warn) -> None:
             ensure_private_dir(paths.root, follow=True)
             changed = tighten([paths.root, paths.own, paths.logs, paths.kept, paths.legacy_logs])
             more = f", and {changed} folder(s) and file(s) in it to 0700/0600" if changed else ""
-            warn(f"made {paths.root} private (mode {st.st_mode & 0o777:04o} -> 0700{more}): it holds your "
-                 "conversations and tokens")
+            if named or st.st_mode & 0o022:
+                warn(f"made {paths.root} private (mode {st.st_mode & 0o777:04o} -> 0700{more}): it holds your "
+                     "conversations and tokens")
     except OSError as e:
         raise StoreWriteError(f"the store directory {paths.root}", e) from e

@@ -355,6 +355,22 @@ def test_existing_folder_made_private_is_said_once(home, server):
     assert code == 0 and "private" not in err
 
 
+def test_backend_ai_folder_in_its_usual_place_is_made_private_quietly(tmp_path, monkeypatch):
+    """Backend.AI's CLI makes ~/.backend.ai/deployment_chat 0755 and its files 0644: ordinary use,
+    tightened whole without a word."""
+    monkeypatch.delenv("BAI_CHAT_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = tmp_path / ".backend.ai" / "deployment_chat"
+    store.mkdir(parents=True, mode=0o755)
+    os.chmod(store, 0o755)
+    (store / "config.json").write_text(json.dumps({"deployments": {U1: {"token": "t"}}}))
+    os.chmod(store / "config.json", 0o644)
+    code, _, err = bai("deployment", "chat-config", "set", "d1", "--model", "m")
+    assert code == 0 and "warning" not in err, err
+    assert stat.S_IMODE(os.stat(store).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(store / "config.json").st_mode) == 0o600
+
+
 def test_store_path_that_is_a_file_is_one_line_and_left_alone(tmp_path, monkeypatch):
     path = tmp_path / "a-file"
     path.write_text("mine")
