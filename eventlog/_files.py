@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 
 LOG_SUFFIX = ".jsonl"
+# What the root holds: Backend.AI's three files, bai's lock and folder, bai 0.1's logs/ and input history.
+_ROOT_NAMES = frozenset({"history.json", "config.json", "cache.json", ".lock", "bai", "logs", "input_history"})
 
 
 def default_root() -> Path:
@@ -46,6 +48,11 @@ class StorePaths:
 
     def __repr__(self) -> str:
         return f"StorePaths({str(self.root)!r})"
+
+    def is_store_name(self, name: str) -> bool:
+        """Whether a name in the root is the store's (its files, Backend.AI's, bai's folder, an
+        old copy, a temp file): what bai may tighten there. Anything else is someone else's."""
+        return name in _ROOT_NAMES or ".corrupt-" in name or (name.startswith(".") and ".tmp." in name)
 
     def log(self, deployment: str) -> Path:
         return self.logs / f"{deployment}{LOG_SUFFIX}"

@@ -22,6 +22,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -297,10 +298,11 @@ def _read_all(fd: int, size: int, limit: int | None) -> bytes:
     return b"".join(parts)
 
 
-def tighten(folders: list[Path]) -> int:
-    """Make each existing folder 0700 and each regular file directly in it 0600, never through
-    a link (a link in the store is left alone, its target untouched). Returns how many it
-    changed. A repair for a store someone loosened: the caller decides when it is worth a walk."""
+def tighten(folders: list[Path], *, only: Callable[[str], bool] | None = None) -> int:
+    """Make each existing folder 0700 and each regular file directly in it 0600 (only those
+    whose names `only` accepts, if given), never through a link (a link in the store is left
+    alone, its target untouched). Returns how many it changed. A repair for a store someone
+    loosened: the caller decides when it is worth a walk."""
     changed = 0
     for folder in folders:
         try:
@@ -314,6 +316,8 @@ def tighten(folders: list[Path]) -> int:
         except OSError:
             continue  # gone, or not ours: the writes that need it report it
         for entry in entries:
+            if only is not None and not only(entry.name):
+                continue
             try:
                 if not entry.is_file(follow_symlinks=False) or not entry.stat(follow_symlinks=False).st_mode & 0o077:
                     continue

@@ -70,7 +70,6 @@ class Store:
         """`refresh_share`: how far apart refreshes of history.json after saves are kept, in
         multiples of their duration (0: after every save; see _export)."""
         self.paths = StorePaths(Path(root) if root is not None else default_root())
-        self._named = root is None and bool(os.environ.get("BAI_CHAT_HOME"))  # the user named an existing folder
         self.caps = caps
         self.lock_timeout = lock_timeout
         self._warn = warn
@@ -87,7 +86,7 @@ class Store:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the writers' lock, for read-modify-write of sibling files (settings, caches)."""
-        open_root(self.paths, self._warn_once, named=self._named)
+        open_root(self.paths, self._warn_once)
         with WriterLock(self.paths.lock, self.lock_timeout):
             yield
 
@@ -101,7 +100,7 @@ class Store:
         `bai/config.json` for bai's own) with `data`: 0600, durable on return. A link (or a
         FIFO, a folder) in its place is refused: StoreWriteError, and the link's target is untouched."""
         target = self._file_path(name)
-        open_root(self.paths, self._warn_once, named=self._named)
+        open_root(self.paths, self._warn_once)
         try:
             if target.parent != self.paths.root:  # the root may be a link (open_root checked it)
                 ensure_private_dir(target.parent)
@@ -123,7 +122,7 @@ class Store:
     @contextmanager
     def _writing(self, lock_timeout: float | None = None, on_wait: Callable[[], None] | None = None,
                  on_locked: Callable[[], None] | None = None) -> Iterator[WriterSession]:
-        open_root(self.paths, self._warn_once, named=self._named)
+        open_root(self.paths, self._warn_once)
         with WriterLock(self.paths.lock, self.lock_timeout if lock_timeout is None else lock_timeout, on_wait=on_wait):
             if on_locked is not None:
                 on_locked()
@@ -143,7 +142,7 @@ class Store:
         if lock_timeout is None:
             lock_timeout = min(PROBE_WAIT, self.lock_timeout)
         try:
-            open_root(self.paths, self._warn_once, named=self._named)
+            open_root(self.paths, self._warn_once)
             with WriterLock(self.paths.lock, lock_timeout):
                 for folder in (self.paths.own, self.paths.logs):
                     ensure_private_dir(folder)

@@ -434,14 +434,15 @@ def _take_back(fd: int, start: int, length: int) -> bool:
         return False
 
 
-def open_root(paths: StorePaths, warn: Warn, *, named: bool = False) -> None:
+def open_root(paths: StorePaths, warn: Warn) -> None:
     """Make the store's root a private folder: created 0700 if missing. One stat when all is
-    well. A looser root is tightened, with every folder and file bai keeps in it (a walk of
-    those folders only, and only then). bai says so when others could write there (0777: the
-    store was opened up), or when the root is `named` (by BAI_CHAT_HOME: an existing folder
-    named by mistake would be chmodded); not for Backend.AI's own 0755 folder in its usual
-    place, made so by Backend.AI's CLI in ordinary use. A root of another user is used, with
-    a warning. The root may be a link (to where the user keeps the store); nothing inside may."""
+    well. A looser root is tightened, with every folder and file of the store in it (a walk of
+    the store's folders only, and only then; nothing else in the root is touched). bai says so
+    when others could write there (0777: the store was opened up) or when the folder holds
+    things that are not the store's (BAI_CHAT_HOME naming an existing folder by mistake); not
+    for a 0755 store alone, as Backend.AI's CLI makes it in ordinary use. A root of another
+    user is used, with a warning. The root may be a link (to where the user keeps the store);
+    nothing inside it may."""
     try:
         try:
             st = os.stat(paths.root)
@@ -455,9 +456,16 @@ def open_root(paths: StorePaths, warn: Warn, *, named: bool = False) -> None:
                  f"{os.geteuid()}): what bai writes there is yours; set BAI_CHAT_HOME to use a store of your own")
         if (st.st_mode & 0o777) != DIR_MODE:
             ensure_private_dir(paths.root, follow=True)
-            changed = tighten([paths.root, paths.own, paths.logs, paths.kept, paths.legacy_logs])
-            more = f", and {changed} folder(s) and file(s) in it to 0700/0600" if changed else ""
-            if named or st.st_mode & 0o022:
+            changed = tighten([paths.root], only=paths.is_store_name)
+            changed += tighten([paths.own, paths.logs, paths.kept, paths.legacy_logs])
+            more = f", and {changed} folder(s) and file(s) of the store to 0700/0600" if changed else ""
+            foreign = sorted(n for n in os.listdir(paths.root) if not paths.is_store_name(n))
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                warn(f"made {paths.root} private (mode {st.st_mode & 0o777:04o} -> 0700{more}) to keep the chat "
+                     f"history there; it also holds {len(foreign)} thing(s) not bai's ({shown}), left as they are: "
+                     "is BAI_CHAT_HOME the folder you meant?")
+            elif st.st_mode & 0o022:
                 warn(f"made {paths.root} private (mode {st.st_mode & 0o777:04o} -> 0700{more}): it holds your "
                      "conversations and tokens")
     except OSError as e:
