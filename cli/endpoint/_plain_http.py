@@ -19,8 +19,6 @@ import socket
 import threading
 import urllib.request
 
-from ._timers import start_timer
-
 __all__ = ["HandshakeWatch", "PROBE_AFTER", "answers_plain_http", "probe_allowed"]
 
 PROBE_AFTER = 1.0  # a TLS server answers a ClientHello within a round trip or two
@@ -66,7 +64,7 @@ class HandshakeWatch:
     def start(self) -> None:
         self._timer = threading.Timer(PROBE_AFTER, self._check)
         self._timer.daemon = True
-        start_timer(self._timer)  # the process's signals stay the main thread's
+        self._timer.start()
 
     def _check(self) -> None:
         if self._dup is None:

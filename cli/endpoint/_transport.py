@@ -74,7 +74,6 @@ from ._results import ChatResult, StreamResult
 from ._sse import SSEDecoder
 from ._stream import StreamAccumulator
 from ._text import Redactor, one_line
-from ._timers import start_timer
 from ._urls import display_url, endpoint_urls, props_url
 from ._wire import ModelList, decode_json
 
@@ -481,7 +480,7 @@ class _Deadline:
         self._on_expiry = on_expiry
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
-        start_timer(self._timer)  # the process's signals stay the main thread's
+        self._timer.start()
 
     def _expire(self) -> None:
         self._expired.set()
