@@ -347,9 +347,12 @@ def test_a_loosened_store_is_tightened_whole_once_with_a_warning(seeded, make_st
     outside = _outside(tmp_path, mode=0o644)
     (root / "bai" / "a-link").symlink_to(outside)
     (root / "config.json").write_bytes(b'{"deployments": {}}')
+    (root / "bai" / "cache.json").write_bytes(b'{"deployments": {}}')
+    make_store().record_round("named", "q", "a")  # not a UUID: no turn of D1 reads its log
     for folder in (root, root / "bai", root / "bai" / "logs"):
         os.chmod(folder, 0o777)
-    for f in [root / "history.json", root / "config.json", root / "bai" / "exported.json", log_path(root, D2)]:
+    for f in [root / "history.json", root / "config.json", root / "bai" / "exported.json", log_path(root, D2),
+              log_path(root, "named"), root / "bai" / "cache.json"]:
         os.chmod(f, 0o644)
     make_store().record_round(D1, "q", "a")
     for dirpath, dirnames, filenames in os.walk(root):
