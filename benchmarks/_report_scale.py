@@ -29,7 +29,7 @@ def scale_section(res: Any, targets: list[Target]) -> list[str]:
     out.append("")
     out.append(f"bare write+fsync (the disk's limit): {cell(summarize(res.append[BARE]))}. A turn reads and writes its "
                "own log and a stamp of a few dozen bytes; history.json is rewritten only when a refresh is due "
-               "(after a clear or a Backend.AI write at once; after saves when it costs under 50 ms and this process "
+               "(after a clear or a Backend.AI write at once; after saves when it is under 1 MiB and this process "
                "has not refreshed within 20 times its duration, else at most once per 20 times its duration).")
     a = paired_ratios(res.append[last], res.append[first])
     c = paired_ratios(res.context[last], res.context[first])

@@ -7,12 +7,13 @@ logs are the truth, so it can lag. bai refreshes it:
   Backend.AI write, after `compact`, and when bai finds it missing or damaged;
 - after a save to a UUID deployment, unless the refresh would be too soon (RefreshPolicy): a
   process that refreshed less than SHARE times that refresh's duration ago waits (an
-  interactive session, a program saving in a loop); and when a refresh costs more than
-  BUDGET (a store with many full deployments), every process waits until SHARE times its
-  duration has passed since the last refresh by anyone. A round that waited reaches
-  history.json with the next save after that. So with a few deployments every `bai` call
-  shows Backend.AI its round at once, and a refresh never takes more than 1/SHARE of the
-  time or BUDGET per save, whatever the store's size.
+  interactive session, a program saving in a loop); and when history.json is larger than
+  BUDGET_BYTES (a store with many full deployments), every process waits until SHARE times
+  the last refresh's duration has passed since it ended, whoever made it. A round that waited
+  reaches history.json with the next save after that. So with a few deployments every `bai`
+  call shows Backend.AI its round at once, and a refresh never takes more than 1/SHARE of the
+  time per save, whatever the store's size. The limit is by size, not by measured time: a
+  small file's refresh measured slow on a busy machine must not hold back the next `bai`.
 
 Two files of bai's own say what bai last wrote: `exported-stamp.json` (which file that was:
 inode, size, times; read on every turn, a few dozen bytes) and `exported.json` (the rounds
@@ -41,16 +42,16 @@ from ._projection import PROJECTION_VERSION, Projection, Unreadable, decode_proj
 from ._state import StreamState
 
 SHARE = 20  # after a save, refresh only if the last refresh ended this many times its duration ago...
-BUDGET = 0.05  # ... unless this process has not refreshed that recently and a refresh costs less (s)
+BUDGET_BYTES = 1 << 20  # ... unless this process has not refreshed that recently and the file is smaller
 
 
 class RefreshPolicy:
     """When a save refreshes history.json (see the module's doc). One per Store: it remembers
     the refreshes this process made."""
 
-    def __init__(self, share: float = SHARE, budget: float = BUDGET) -> None:
+    def __init__(self, share: float = SHARE, budget_bytes: int = BUDGET_BYTES) -> None:
         self.share = share
-        self.budget = budget
+        self.budget_bytes = budget_bytes
         self._ours: tuple[float, float] | None = None  # (monotonic end, duration) of our last refresh
 
     def due(self, stamp: "Stamp | None") -> bool:
@@ -58,7 +59,7 @@ class RefreshPolicy:
             return True
         if self._ours is not None and time.monotonic() - self._ours[0] < self.share * self._ours[1]:
             return False
-        return stamp.refresh_seconds <= self.budget or stamp.due(self.share)
+        return stamp.identity[1] <= self.budget_bytes or stamp.due(self.share)
 
     def refreshed(self, seconds: float) -> None:
         self._ours = (time.monotonic(), seconds)
