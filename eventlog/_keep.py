@@ -2,12 +2,14 @@
 
 They go to `bai/kept/<name>.<time>`, and stay bounded: at most KEEP_COUNT per file name, none
 older than KEEP_DAYS. Nothing the user wrote is thrown away without a copy, and the copies
-never pile up.
+never pile up. A clear removes the copies that may hold the cleared text (forget): a clear
+leaves the text nowhere on disk.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -47,3 +49,45 @@ def prune(folder: Path, name: str, *, now: float | None = None) -> None:
                 os.unlink(e.path)
             except FileNotFoundError:
                 pass
+
+
+_COPY = re.compile(r"(?P<name>.+)\.\d{8}T\d{6}\.\d{6}Z")  # as keep_aside names them
+CHAT_COPIES = ("history.json",)  # copies of shared files that hold chat text of several deployments
+
+
+def forget(paths: StorePaths, deployment: str | None) -> None:
+    """Remove the kept copies that may hold `deployment`'s chat text (every deployment's, for
+    None): copies of its log, and copies of history.json naming it. A history.json copy holds
+    other deployments too; it goes whole, since a damaged file cannot be rewritten without the
+    cleared text reliably."""
+    try:
+        entries = [e for e in os.scandir(paths.kept) if e.is_file(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for e in entries:
+        m = _COPY.fullmatch(e.name)
+        if m is None:
+            continue
+        name = m["name"]
+        if name in CHAT_COPIES:
+            doomed = deployment is None or _names(e.path, deployment)
+        else:
+            doomed = name.endswith(".jsonl") and (deployment is None or name == f"{deployment}.jsonl")
+        if doomed:
+            try:
+                os.unlink(e.path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise StoreWriteError(f"a kept copy ({e.name})", err) from err
+
+
+def _names(path: str, deployment: str) -> bool:
+    """Whether a kept file mentions the deployment's id (a UUID in any case)."""
+    try:
+        with open(path, "rb") as f:  # bounded: kept copies are of files the store read whole
+            data = f.read()
+    except OSError:
+        return True  # cannot tell: a clear errs on the side of forgetting
+    needle = deployment.encode()
+    return needle in data or needle.lower() in data.lower()

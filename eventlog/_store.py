@@ -25,7 +25,7 @@ from ._ids import check_deployment_id
 from ._errors import StoreBusy, StoreError, StoreUnwritable, StoreWriteError, describe
 from ._fsio import atomic_write, ensure_private_dir, open_private, read_bytes
 from ._text import scrub, scrub_tree
-from ._keep import keep_aside
+from ._keep import forget, keep_aside
 from ._lock import WriterLock
 from ._projection import Message, messages_of_round, projected_size
 from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, merged_state, read_shared_history, read_stream
@@ -213,6 +213,8 @@ class Store:
         the others are cleared; then StoreError says which (nothing is cleared silently half)."""
         with self._writing() as w:
             removed, failures = w.each(w.paths.logged_deployments(), w.clear)
+            if not failures:
+                forget(w.paths, None)  # copies of logs no longer there, and of history.json
         total = sum(removed)  # type: ignore[arg-type]
         if failures:
             (d, e), more = failures[0], len(failures) - 1

@@ -28,7 +28,7 @@ from ._fsio import (
     read_bytes, tighten, undo_replace, write_all,
 )
 from ._ids import is_uuid
-from ._keep import keep_aside
+from ._keep import forget, keep_aside
 from ._merge import apply_plan, doubt_message
 from ._migrate import migrate, needs_migration
 from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, read_shared_history, read_stream
@@ -241,6 +241,7 @@ class WriterSession:
     def clear(self, s: _Stream) -> int:
         """Tombstone, then compaction: the clear is committed once the tombstone is durable."""
         removed = 2 * len(self.visible(s))
+        forget(self.paths, s.deployment)  # kept copies of damaged files may hold its text
         if s.state.last_seq == 0 and s.end == 0:
             return 0  # nothing was ever recorded
         self._removed(s.deployment, s.state.rounds)

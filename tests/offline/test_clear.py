@@ -89,9 +89,6 @@ def test_store_clear_compacts_the_log(tmp_path, deployment):
     assert store.record_round(deployment, "next", "answer").seq == 5
 
 
-@pytest.mark.xfail(strict=True, reason="gap in eventlog: a damaged log's original bytes kept aside in bai/kept "
-                   "(up to 5 copies, 30 days) are not removed by `chat-history clear`, so the cleared text "
-                   "stays on disk there")
 def test_clear_removes_the_text_from_kept_copies_too(home, echo, dep):
     r = chat(home, dep, "forget-me one")
     assert r.code == 0, r

@@ -368,3 +368,26 @@ def test_an_incremental_refresh_sees_a_log_written_in_the_same_clock_tick(root):
     os.utime(log_path(root, D1), ns=(t, t))
     Store(root, warn=lambda m: None).record_round(D2, "x2", "y2")  # refreshes; D1 untouched by it
     assert_projection_matches(root, D1, [("q1", "a1"), ("q2", "a2")])
+
+
+def test_a_clear_forgets_the_kept_copies_that_may_hold_its_text(root):
+    """Kept copies of damaged files are bounded, but a clear must not leave the cleared text
+    in them: copies of the deployment's log, and history.json copies naming it, go; copies of
+    other deployments' logs, history.json copies not naming it, and settings copies stay."""
+    from eventlog._keep import keep_aside
+
+    store = Store(root, warn=lambda m: None)
+    store.record_round(D1, "q1", "a1")
+    store.record_round("my.llm", "q", "a")
+    mine = keep_aside(store.paths, f"{D1}.jsonl", b"D1 text")
+    lookalike = keep_aside(store.paths, "my.llm.jsonl", b"other text")  # a prefix of no use
+    naming = keep_aside(store.paths, "history.json", json.dumps({D1.upper(): []}).encode())
+    other = keep_aside(store.paths, "history.json", json.dumps({D2: []}).encode())
+    settings = keep_aside(store.paths, "config.json", b"{}")
+    store.clear(D1)
+    assert not mine.exists() and not naming.exists()
+    assert lookalike.exists() and other.exists() and settings.exists()
+    store.clear("my")  # no such deployment: my.llm's copy is not its
+    assert lookalike.exists()
+    store.clear_all()
+    assert not lookalike.exists() and not other.exists() and settings.exists()
