@@ -1,4 +1,5 @@
-"""Per-deployment caps, and which rounds survive them (FIFO: the oldest go first)."""
+"""Per-deployment caps, and which rounds survive them (FIFO: the oldest go first). Each of a
+deployment's conversations is capped as the deployment is."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ class Caps(msgspec.Struct, frozen=True):
 CapsPolicy = Union[Caps, Callable[[str], Caps]]
 
 # The widest base record a log can start with: its bytes count against the cap too.
-_BASE_ALLOWANCE = len(encode_line(BaseEvent(v=1, seq=10**18, deployment="x" * 128, ts="2026-01-01T00:00:00.000+00:00")))
+_BASE_ALLOWANCE = len(encode_line(BaseEvent(v=1, seq=10**18, deployment="x" * (128 + 1 + 64), ts="2026-01-01T00:00:00.000+00:00")))
 
 
-def caps_for(policy: CapsPolicy, deployment: str) -> Caps:
-    return policy if isinstance(policy, Caps) else policy(deployment)
+def caps_for(policy: CapsPolicy, stream: str) -> Caps:
+    """The caps of a stream: its deployment's (each conversation is capped like its deployment)."""
+    return policy if isinstance(policy, Caps) else policy(stream.partition("~")[0])
 
 
 # How much larger a round is in history.json than as a log line, at most: role keys, `seq` twice

@@ -33,6 +33,18 @@ class InvalidDeploymentId(StoreError, ValueError):
         self.deployment = deployment
 
 
+class InvalidConversationName(InvalidDeploymentId):
+    def __init__(self, name: object) -> None:
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        StoreError.__init__(self, f"invalid conversation name {shown}: use 1-64 characters of A-Z a-z 0-9 . _ -, "
+                                  "starting with a letter or digit")
+        self.deployment = name
+
+
+class TooManyConversations(StoreError):
+    """A new conversation would pass the deployment's bound on conversations (see _store)."""
+
+
 class StoreBusy(StoreError):
     def __init__(self, lock_path: str, timeout: float) -> None:
         super().__init__(

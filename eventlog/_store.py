@@ -21,8 +21,8 @@ from ._context import as_messages, recent_rounds
 from ._events import RoundEvent, now_iso
 from ._upcast import CURRENT_VERSION
 from ._files import StorePaths, default_root
-from ._ids import check_deployment_id
-from ._errors import StoreBusy, StoreError, StoreUnwritable, StoreWriteError, describe
+from ._ids import check_stream_id, split_stream_id
+from ._errors import StoreBusy, StoreError, StoreUnwritable, StoreWriteError, TooManyConversations, describe
 from ._fsio import atomic_write, ensure_private_dir, open_private, read_bytes
 from ._text import scrub, scrub_tree
 from ._keep import forget, keep_aside
@@ -34,6 +34,8 @@ from ._writer import FULL, WriterSession, open_root
 
 
 PROBE_WAIT = 3.0  # check_writable: how long a busy lock is waited for before nothing is sent
+MAX_CONVERSATIONS = 20  # named conversations per deployment, besides its main one: each is capped
+# like the deployment, so a deployment's disk use stays within (1 + this) times its byte cap
 
 
 class Recorded(msgspec.Struct, frozen=True):
@@ -46,11 +48,23 @@ class Recorded(msgspec.Struct, frozen=True):
 
 
 class DeploymentSummary(msgspec.Struct, frozen=True):
+    """One conversation with history: `deployment` is its stream id (the deployment's id for
+    its main conversation, `<deployment>~<name>` for another); see `conversation`."""
+
     deployment: str
     messages: int
     bytes: int  # the deployment's log file on disk (what the byte cap bounds)
     first_at: str | None
     last_at: str | None
+
+    @property
+    def deployment_id(self) -> str:
+        return split_stream_id(self.deployment)[0]
+
+    @property
+    def conversation(self) -> str | None:
+        """None for the deployment's main conversation."""
+        return split_stream_id(self.deployment)[1]
 
 
 def _stderr_warn(message: str) -> None:
@@ -138,7 +152,7 @@ class Store:
         absent or a regular file that opens for writing, and the lock is free within
         `lock_timeout` (default PROBE_WAIT; it is taken and let go). A full disk cannot be
         seen in advance."""
-        deployment = check_deployment_id(deployment)
+        deployment = check_stream_id(deployment)
         if lock_timeout is None:
             lock_timeout = min(PROBE_WAIT, self.lock_timeout)
         try:
@@ -152,9 +166,11 @@ class Store:
                 try:
                     os.close(open_private(log, os.O_WRONLY))
                 except FileNotFoundError:
-                    pass
+                    self._check_room_for(deployment)
         except StoreBusy as e:
             raise StoreUnwritable(f"another bai process has held its lock for over {lock_timeout:g}s", e) from e
+        except TooManyConversations:
+            raise
         except (StoreError, OSError) as e:
             raise StoreUnwritable(describe(e), e) from e
 
@@ -181,7 +197,7 @@ class Store:
         is called once the lock is taken (the caller may hold signals from then on).
         Lone surrogates (undecodable bytes that Python keeps as U+DC80-U+DCFF) are saved as
         U+FFFD: they cannot be encoded as UTF-8, and one would make Backend.AI refuse history.json."""
-        deployment = check_deployment_id(deployment)
+        deployment = check_stream_id(deployment)
         user, assistant, model = scrub(user), scrub(assistant), scrub(model)
         usage = scrub_tree(usage)
 
@@ -194,6 +210,8 @@ class Store:
             )
 
         with self._writing(lock_timeout, on_wait, on_locked) as w:
+            if not os.path.lexists(self.paths.log(deployment)):
+                self._check_room_for(deployment)
             s = w.stream(deployment)
             before = len(w.visible(s))
             appended = w.append_round(s, make)
@@ -202,9 +220,20 @@ class Store:
         event, kept = appended
         return Recorded(event.seq, True, before + 1 - len(kept))
 
+    def _check_room_for(self, stream: str) -> None:
+        """A new named conversation is refused when its deployment has MAX_CONVERSATIONS."""
+        deployment, name = split_stream_id(stream)
+        if name is None:
+            return
+        others = self.conversations(deployment)
+        if len(others) >= MAX_CONVERSATIONS:
+            raise TooManyConversations(
+                f"{deployment} has {len(others)} conversations besides its main one, the most bai keeps; "
+                f"clear one first: bai deployment chat-history clear {deployment} --conversation NAME")
+
     def clear(self, deployment: str) -> int:
         """Forget the deployment's history. Returns how many messages were removed."""
-        deployment = check_deployment_id(deployment)
+        deployment = check_stream_id(deployment)
         with self._writing() as w:
             return w.clear(w.stream(deployment))
 
@@ -227,7 +256,7 @@ class Store:
         one whose log cannot be read or written is skipped with a warning). A deployment with
         no log is left without one."""
         if deployment is not None:
-            deployment = check_deployment_id(deployment)
+            deployment = check_stream_id(deployment)
         with self._writing() as w:
             w.refresh = FULL
             if deployment:
@@ -243,7 +272,7 @@ class Store:
 
     def rounds(self, deployment: str) -> list[RoundEvent]:
         """The deployment's visible rounds, oldest first, within its caps."""
-        deployment = check_deployment_id(deployment)
+        deployment = check_stream_id(deployment)
         return self._rounds(deployment, self._shared_history())
 
     def _shared_history(self) -> SharedHistory | None:
@@ -262,6 +291,11 @@ class Store:
         exact = state is read.resolved.state and not read.resolved.from_checkpoint and not read.scan.damaged
         return within_caps(state.rounds, caps_for(self.caps, deployment),
                            log_bytes=len(read.data or b"") if exact else None)
+
+    def conversations(self, deployment: str) -> list[str]:
+        """The names of the deployment's conversations besides its main one that have a log."""
+        prefix = check_stream_id(deployment) + "~"
+        return [s[len(prefix):] for s in self.paths.logged_deployments() if s.startswith(prefix)]
 
     def history(self, deployment: str) -> list[Message]:
         """The visible messages, oldest first, as history.json holds them."""

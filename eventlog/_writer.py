@@ -25,9 +25,9 @@ from ._files import StorePaths
 from ._fingerprint import round_fingerprint
 from ._fsio import (
     DIR_MODE, OddPath, ReplacedNotDurable, atomic_write, describe_mode, ensure_private_dir, is_tmp_name, open_private,
-    read_bytes, tighten, undo_replace, write_all,
+    fsync_dir, read_bytes, tighten, undo_replace, write_all,
 )
-from ._ids import is_uuid
+from ._ids import SEPARATOR, is_uuid
 from ._keep import forget, keep_aside
 from ._merge import apply_plan, doubt_message
 from ._migrate import migrate, needs_migration
@@ -253,9 +253,23 @@ class WriterSession:
         self.must_refresh = self.must_refresh or is_uuid(s.deployment)
         try:
             self.compact(s)  # the tombstone is committed: compaction changes nothing visible
+            if SEPARATOR in s.deployment:
+                self._remove_log(s)  # a named conversation ends with its clear (it is not Backend.AI's)
         except StoreWriteError as e:
             self.warn(f"{s.deployment} is cleared, but its log could not be compacted yet: {e}")
         return removed
+
+    def _remove_log(self, s: _Stream) -> None:
+        """Remove a cleared stream's log (holding only its tombstone's base): a conversation of
+        that name starts afresh. The unlink is durable once the folder is synced."""
+        try:
+            os.unlink(self.paths.log(s.deployment))
+            fsync_dir(self.paths.logs)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise StoreWriteError(f"the history of {s.deployment}", e) from e
+        s.data, s.state = None, StreamState([], 0)
 
     def compact(self, s: _Stream) -> None:
         """Rewrite the log under its caps: what is visible does not change, so a replace that

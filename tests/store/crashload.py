@@ -23,6 +23,7 @@ KEEP = CAPS.messages // 2
 # bai-only name, never in history.json.
 A, B, C, Z = (f"00000000-0000-4000-8000-00000000000{x}" for x in "abcf")
 N = "named"
+K = f"{A}~work"  # a conversation of A besides its main one: a stream like any other, never in history.json
 
 
 def make_store(root: Path, warn=lambda m: None) -> Store:
@@ -51,7 +52,7 @@ def _round(dep: str, n: int) -> Op:
     return ("round", dep, f"q{n}-{dep}{extra}", f"a{n}-{dep}")
 
 
-SEED: list[Op] = [_round(A, 0), _round(A, 1), _round(B, 2), _round(N, 3)]
+SEED: list[Op] = [_round(A, 0), _round(A, 1), _round(B, 2), _round(N, 3), _round(K, 4)]
 
 WORKLOAD: list[Op] = [
     _round(A, 10),  # a: 3 rounds, a plain append
@@ -63,13 +64,18 @@ WORKLOAD: list[Op] = [
     _round(C, 15),  # a new deployment: a new log file
     _round(B, 16),  # b over its cap
     _round(N, 18),  # a bai-only deployment: history.json untouched
+    _round(K, 19),  # A's other conversation: A's main one and history.json untouched
+    _round(K, 21),
+    _round(K, 22),  # over its cap (A's): the append is a compaction
     ("compact",),
     _round(A, 17),
     ("clear", C),
+    ("clear", K),  # a conversation's clear removes its log
+    _round(K, 23),  # and the name starts afresh
     ("clear", N),
 ]
 
-DEPLOYMENTS = [A, B, C, N, Z]  # z: only ever written by the checks
+DEPLOYMENTS = [A, B, C, N, K, Z]  # z: only ever written by the checks
 
 
 def apply(store: Store, op: Op):

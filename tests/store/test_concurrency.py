@@ -54,13 +54,14 @@ print(json.dumps({"polls": polls, "last": last, "problems": problems[:5], "warni
 """
 
 
-def _run(root, processes, rounds_each, cap, dep="shared"):
-    """`processes` writers of `rounds_each` rounds to `dep`, each refreshing history.json after
-    every save (refresh_share=0), and a reader polling beside them."""
+def _run(root, processes, rounds_each, cap, dep="shared", other: str | None = None):
+    """`processes` writers of `rounds_each` rounds to `dep` (every second one to `other`, if
+    given), each refreshing history.json after every save (refresh_share=0), and a reader
+    polling `dep` beside them."""
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     reader = subprocess.Popen([sys.executable, "-c", READER, str(root), str(cap), str(4 * SOAK), dep], stdout=subprocess.PIPE, text=True, env=env)
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(root), f"p{k}", str(rounds_each), str(cap), dep], stdout=subprocess.PIPE, text=True, env=env)
+        subprocess.Popen([sys.executable, "-c", WRITER, str(root), f"p{k}", str(rounds_each), str(cap), other if other and k % 2 else dep], stdout=subprocess.PIPE, text=True, env=env)
         for k in range(processes)
     ]
     acks = []
@@ -103,4 +104,20 @@ def test_concurrent_writers_with_compaction(root):
     assert [(r.seq, r.user) for r in rounds] == newest
     assert_log_chain_valid(root, D1)
     assert_projection_matches(root, D1, [(u, f"answer {u}") for _, u in newest])
+    assert reader["problems"] == [], reader
+
+
+def test_concurrent_writers_to_two_conversations_of_one_deployment(root):
+    """A conversation besides the main one is a stream like any other: writers of both at once
+    each land exactly once, in their own stream, and history.json shows only the main one."""
+    side = f"{D1}~side"
+    acks, reader = _run(root, 8, 10 * SOAK, cap=100_000, dep=D1, other=side)
+    caps = Caps(messages=100_000, bytes=1 << 24)
+    for dep, writers in ((D1, ("p0", "p2", "p4", "p6")), (side, ("p1", "p3", "p5", "p7"))):
+        mine = sorted((seq, text) for seq, text in acks if text.split("-")[0] in writers)
+        assert [seq for seq, _ in mine] == list(range(1, len(mine) + 1)), dep  # gapless per stream
+        assert sorted((r.seq, r.user) for r in visible(root, dep, caps)) == mine
+        assert_log_chain_valid(root, dep)
+    assert_projection_matches(root, D1, [(r.user, r.assistant) for r in visible(root, D1, caps)])
+    assert_projection_matches(root, side, [])
     assert reader["problems"] == [], reader
