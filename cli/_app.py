@@ -73,3 +73,43 @@ def deployment_id(ctx: click.Context, param: click.Parameter, value: str | None)
 
 pass_app = click.make_pass_decorator(App, ensure=True)
 
+
+
+def conversation_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """click callback: a conversation name ("main" or none: the deployment's main one)."""
+    if value is None:
+        return None
+    from eventlog._ids import check_conversation_name  # the rule alone: no store
+
+    try:
+        return check_conversation_name(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before destroying saved history, on a terminal only (scripts and pipes are not
+    asked: they would hang or read their input as the answer); `yes` skips it. A no is exit 1."""
+    import sys
+
+    if yes or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return
+    if not click.confirm(question, default=False, err=True):
+        raise click.ClickException("cancelled: nothing was changed")
+
+
+def require_known(app: App, deployment: str) -> None:
+    """A deployment nothing is saved or set for is most likely a typo: one line, exit 1."""
+    store = app.store
+    if app.settings.known(deployment) or store.conversations(deployment) or store.paths.log(deployment).exists() \
+            or store.rounds(deployment):
+        return
+    raise click.ClickException(f"no deployment {deployment}: nothing is saved or set for it "
+                               "(bai deployment chat-history list shows the deployments with history)")
+
+
+def require_conversation(app: App, deployment: str, conversation: str | None) -> None:
+    if conversation is None or conversation in app.store.conversations(deployment):
+        return
+    names = ", ".join(app.store.conversations(deployment)) or "none besides the main one"
+    raise click.ClickException(f"{deployment} has no conversation {conversation} (its conversations: {names})")

@@ -54,6 +54,7 @@ class ChatRequest:
     token: str | None = None
     verify: bool = True
     verbose: bool = False
+    conversation: str | None = None  # None: the deployment's main conversation (the one Backend.AI shares)
 
 
 @dataclass
@@ -127,6 +128,13 @@ class ChatSession:
     def deployment(self) -> str:
         return self.req.deployment
 
+    @property
+    def stream(self) -> str:
+        """The store's stream of this conversation (the deployment's id for its main one)."""
+        from eventlog import stream_id
+
+        return stream_id(self.req.deployment, self.req.conversation)
+
     def model(self) -> str:
         """--model / config, else the cached default (24 h), else the server's first model (cached)."""
         if self.target.model:
@@ -179,9 +187,9 @@ class ChatSession:
         """One round: returns OK when saved, NO_TEXT when the answer had no text, NOT_SAVED when
         the round alone is over the cap. Nothing is sent if the round could not be saved now."""
         req = self.req
-        self.app.store.check_writable(self.deployment)
+        self.app.store.check_writable(self.stream)
         model = self.model()
-        history = self.app.store.rounds(self.deployment)
+        history = self.app.store.rounds(self.stream)
         window = self._window = self.context_window()
         fit = fit_rounds(recent_rounds(history, self.target.history_limit), window, req.max_tokens,
                          self.target.system, message, calibration=history)
@@ -251,7 +259,7 @@ class ChatSession:
 
         with saving() as hold:  # once the lock is taken, a signal takes effect after the save
             recorded = self.app.store.record_round(
-                self.deployment, message, content.text, user_at=user_at,
+                self.stream, message, content.text, user_at=user_at,
                 model=result.model or model, finish_reason=content.finish_reason, usage=usage, prompt_chars=sent_chars,
                 lock_timeout=max(SAVE_WAIT, self.app.store.lock_timeout), on_wait=waiting, on_locked=hold,
             )

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._app import App, deployment_id, pass_app
+from ._app import App, conversation_name, deployment_id, pass_app
 from ._input import Seconds, clean_arg, exact_arg
 
 
@@ -56,6 +56,8 @@ MAX_DEADLINE = 7 * 24 * 3600.0  # as cli.endpoint._limits.MAX_DEADLINE (not impo
 @click.command("chat")
 @click.argument("deployment", callback=deployment_id)
 @click.argument("message", nargs=-1)
+@click.option("-c", "--conversation", callback=conversation_name, metavar="NAME",
+              help="Chat in conversation NAME of DEPLOYMENT, started by its first round (default: the main one, which Backend.AI shares).")
 @click.option("--history-limit", type=click.IntRange(min=0), help="Messages of history to replay (default 10; 0: none, the round is still saved).")
 @click.option("--system", callback=_text, help="System prompt for this turn (not saved in history).")
 @click.option("--model", callback=_text, help="Model to request (default: config, else the server's first model).")
@@ -86,6 +88,7 @@ def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) ->
       bai deployment chat my-llm "What is the capital of France?"
       bai deployment chat my-llm "And its population?"
       git diff | bai deployment chat my-llm --history-limit 0 --max-tokens 400 -
+      bai deployment chat my-llm -c trip "Plan three days in Rome."   # another conversation
     """
     from ._chat import ChatRequest, ChatSession, ChatUsageError, read_message, run_chat
 

@@ -9,8 +9,6 @@ or /exit leaves. Errors are shown and the session goes on.
 from __future__ import annotations
 
 import os
-import stat
-from pathlib import Path
 from typing import Callable
 
 import click
@@ -18,13 +16,18 @@ import click
 from ._app import use_color
 from ._chat import ChatSession, ChatUsageError
 from ._input import clean_arg
+from ._input_history import load_input_history
 
 HELP = """\
 Type a message and press Enter. A paste of several lines is one message; end a line with \\
 to continue on the next one, or wrap several lines between two lines of \"\"\". A message that
 starts with / is written //. Commands:
   /history [N]     the last N saved messages (default 10)
-  /clear           forget this deployment's saved conversation
+  /new [NAME]      start another conversation (NAME, or one named by the time); the
+                   deployment's main one stays as it is
+  /switch [NAME]   go on with conversation NAME (main: the deployment's main one);
+                   alone: list the conversations
+  /clear           forget this conversation (asks first)
   /system TEXT     system prompt for the rest of this session (/system alone: none)
   /limit K         replay the last K messages as context from now on
   /model M         ask for model M from now on
@@ -32,7 +35,6 @@ starts with / is written //. Commands:
   /exit            leave (or Ctrl-D); Ctrl-C stops an answer in progress"""
 
 PROMPT, MORE = "you> ", "...> "
-HISTORY_FILE = "input_history"  # in bai/, 0600 like the transcript it mirrors
 
 
 class Repl:
@@ -59,7 +61,7 @@ class Repl:
 
         from .endpoint import EndpointError
 
-        history = _load_input_history(self.session, self.error)
+        history = load_input_history(self.session.app.store.paths, self.error)
         try:
             self._banner()
             if first_message:
@@ -86,10 +88,14 @@ class Repl:
         return 0
 
     def _banner(self) -> None:
-        saved = len(self.session.app.store.history(self.session.deployment))
-        click.secho(f"Chatting with {self.session.deployment} at {self.session.target.endpoint} "
+        saved = len(self.session.app.store.history(self.session.stream))
+        click.secho(f"Chatting with {self._where()} at {self.session.target.endpoint} "
                     f"({saved} saved message(s)). /help for commands, Ctrl-D to leave.",
                     err=True, fg="cyan", color=self.color)
+
+    def _where(self) -> str:
+        name = self.session.req.conversation
+        return self.session.deployment + (f", conversation {name}" if name else "")
 
     def _turn(self, text: str, recoverable: tuple[type[BaseException], ...]) -> None:
         try:
@@ -134,8 +140,11 @@ class Repl:
         elif name == "/history":
             self._show_history(int(arg) if arg.isdigit() else 10)
         elif name == "/clear":
-            removed = session.app.store.clear(session.deployment)
-            self.note(f"cleared {session.deployment}: {removed} message(s) removed")
+            self._clear()
+        elif name == "/new":
+            self._new(arg)
+        elif name == "/switch":
+            self._switch(arg)
         elif name == "/system":
             target.system = arg or None
             self.note(f"system prompt {'set' if arg else 'removed'} for this session")
@@ -155,10 +164,67 @@ class Repl:
             self.error(f"unknown command {name}; /help lists them")
         return None
 
+    def _clear(self) -> None:
+        from ._input_history import forget_typed
+
+        store, stream = self.session.app.store, self.session.stream
+        typed = [m.content for m in store.history(stream) if m.role == "user"]
+        if not typed:
+            self.note(f"nothing is saved in {self._where()}")
+            return
+        answer = self.read_line(f"Forget the {len(typed)} saved round(s) of {self._where()}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            self.note("nothing was cleared")
+            return
+        removed = store.clear(stream)
+        forget_typed(store.paths, typed)
+        self.note(f"cleared {self._where()}: {removed} message(s) removed")
+
+    def _new(self, name: str) -> None:
+        import time
+
+        from eventlog import check_conversation_name
+
+        name = name or time.strftime("%Y%m%d-%H%M%S")
+        try:
+            checked = check_conversation_name(name)
+        except ValueError as e:
+            self.error(str(e))
+            return
+        if checked is None or checked in self.session.app.store.conversations(self.session.deployment):
+            self.error(f"conversation {name} exists; /switch {name} goes on with it")
+            return
+        self.session.req.conversation = checked
+        self.note(f"a new conversation {checked} of {self.session.deployment} (saved with its first answer; "
+                  "/switch main goes back)")
+
+    def _switch(self, name: str) -> None:
+        from eventlog import check_conversation_name
+
+        store, deployment = self.session.app.store, self.session.deployment
+        names = store.conversations(deployment)
+        if not name:
+            current = self.session.req.conversation
+            for n in ["main", *names]:
+                mark = "*" if (n == "main" and current is None) or n == current else " "
+                click.echo(f"{mark} {n}")
+            return
+        try:
+            checked = check_conversation_name(name)
+        except ValueError as e:
+            self.error(str(e))
+            return
+        if checked is not None and checked not in names:
+            self.error(f"{deployment} has no conversation {name}; /new {name} starts it")
+            return
+        self.session.req.conversation = checked
+        saved = len(store.history(self.session.stream))
+        self.note(f"now in {self._where()} ({saved} saved message(s))")
+
     def _show_history(self, limit: int) -> None:
         from .endpoint import strip_controls  # saved as the server sent it, shown without control sequences
 
-        messages = self.session.app.store.history(self.session.deployment)
+        messages = self.session.app.store.history(self.session.stream)
         for m in messages[max(len(messages) - limit, 0) :] if limit else []:
             who = "you" if m.role == "user" else strip_controls(m.model or "assistant")
             click.secho(f"--- {who}", fg="cyan" if m.role == "user" else "green", color=self.color)
@@ -177,68 +243,3 @@ def classify(text: str) -> tuple[str, str]:
     if stripped.startswith("//"):
         return "message", text.lstrip()[1:]
     return "command", stripped
-
-
-class _InputHistory:
-    """readline's line history, kept in bai/input_history (0600). Written like every file of
-    the store: into a new private file, then put in place by rename; a link (or a FIFO) in its
-    place is refused with one line, and its target left untouched."""
-
-    def __init__(self, path: Path | None, error: Callable[[str], None]) -> None:
-        self.path = path
-        self.error = error
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        import readline
-
-        from eventlog._fsio import OddPath, check_replaceable, open_private, tmp_name
-
-        tmp = tmp_name(self.path)
-        try:
-            check_replaceable(self.path)
-            os.close(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL))  # ours, 0600, before readline writes it
-            readline.set_history_length(1000)
-            readline.write_history_file(str(tmp))
-            os.replace(tmp, self.path)
-        except OddPath as e:
-            self.error(f"the input history is not saved: {e}; {e.advice}")
-        except OSError:
-            pass  # line history is a convenience; the transcript is what matters
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def _load_input_history(session: ChatSession, error: Callable[[str], None]) -> _InputHistory:
-    try:
-        import readline  # line editing for input(); absent on some platforms
-    except ImportError:
-        return _InputHistory(None, error)
-    try:
-        # A paste of several lines arrives as one line with its newlines in (GNU readline's
-        # bracketed paste), not as one message per line. libedit knows no such setting.
-        readline.parse_and_bind("set enable-bracketed-paste on")
-    except Exception:  # noqa: BLE001 - a convenience: without it, pasted lines are separate messages
-        pass
-    from eventlog import StoreError
-    from eventlog._fsio import read_bytes
-
-    paths = session.app.store.paths
-    path = paths.own / HISTORY_FILE
-    legacy = paths.root / HISTORY_FILE  # where bai 0.1 kept it
-    try:
-        if stat.S_ISREG(os.lstat(legacy).st_mode) and not os.path.lexists(path) and stat.S_ISDIR(os.lstat(path.parent).st_mode):
-            os.replace(legacy, path)
-    except OSError:
-        pass
-    try:
-        data = read_bytes(path)  # never a FIFO: reading one would wait for a writer forever
-    except StoreError:
-        data = None
-    for line in (data or b"").decode("utf-8", "replace").splitlines()[-1000:]:
-        readline.add_history(line)
-    return _InputHistory(path if path.parent.is_dir() else None, error)

@@ -315,7 +315,7 @@ def test_busy_lock_before_sending_fails_fast_and_after_the_answer_is_waited_for(
 
 def test_input_history_link_is_refused_and_its_target_untouched(home, tmp_path):
     pytest.importorskip("readline")
-    from cli._interactive import _InputHistory
+    from cli._input_history import InputHistory as _InputHistory
 
     (home / "bai").mkdir(parents=True)
     target = tmp_path / "bashrc"

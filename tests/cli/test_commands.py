@@ -129,20 +129,23 @@ def test_history_show_text_json_and_limit(home):
     _seed(home)
     code, out, _ = bai("deployment", "chat-history", "show", "d1")
     assert code == 0 and out.index("question 0") < out.index("answer 0") < out.index("question 2")
-    assert "cut at max tokens" in out and "\x1b[" not in out  # not a terminal: no colour
+    assert "cut short (finish_reason: length)" in out and "\x1b[" not in out  # not a terminal: no colour
     code, out, _ = bai("deployment", "chat-history", "show", "d1", "--json", "--limit", "3")
     doc = json.loads(out)
     assert doc["deployment"] == "d1"
     assert [m["content"] for m in doc["messages"]] == ["answer 1", "question 2", "answer 2"]
-    assert all(set(m) == {"role", "content", "created_at"} for m in doc["messages"])
+    assert [set(m) for m in doc["messages"]] == [{"role", "content", "created_at", "model", "finish_reason"},
+                                                 {"role", "content", "created_at"},
+                                                 {"role", "content", "created_at", "model", "finish_reason"}]
+    assert doc["messages"][2]["finish_reason"] == "length" and doc["messages"][2]["model"] == "m1"
     assert json.loads(bai("deployment", "chat-history", "show", "d1", "--json", "--limit", "0")[1])["messages"] == []
     more = json.loads(bai("deployment", "chat-history", "show", "d1", "--json", "--limit", "50")[1])["messages"]
     assert len(more) == 6  # a limit above what there is shows everything
 
 
 def test_history_show_of_nothing(home):
-    code, out, err = bai("deployment", "chat-history", "show", "nobody")
-    assert code == 0 and out == "" and "No saved history" in err
+    code, out, err = bai("deployment", "chat-history", "show", "nobody")  # a typo, most likely
+    assert code == 1 and out == "" and "no deployment nobody" in err
 
 
 def _log_types(home, deployment):

@@ -107,6 +107,13 @@ def test_multi_line_input_slash_commands_and_errors_keep_the_session(home, tmp_p
         child.expect("system prompt set")
         child.expect(PROMPT)
         child.sendline("/clear")
+        child.expect(r"Forget the \d+ saved round")  # asks first
+        child.sendline("n")
+        child.expect("nothing was cleared")
+        child.expect(PROMPT)
+        child.sendline("/clear")
+        child.expect("Forget the")
+        child.sendline("y")
         child.expect("message\\(s\\) removed")
         child.expect(PROMPT)
         child.sendline("/exit")
