@@ -21,9 +21,10 @@ def chat_history() -> None:
 @chat_history.command("show")
 @click.argument("deployment", callback=deployment_id)
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the newest N messages.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"deployment", "messages": [{role, content, created_at}]}.')
+@click.option("--json", "as_json", is_flag=True, help='Print {"deployment", "messages": [{role, content, created_at}]} (and "reasoning", where recorded).')
+@click.option("--reasoning", is_flag=True, help="Also print the model's reasoning, where recorded, before its answer.")
 @pass_app
-def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
+def show(app: App, deployment: str, limit: int | None, as_json: bool, reasoning: bool) -> None:
     """Show DEPLOYMENT's saved conversation, oldest first.
 
     \b
@@ -38,9 +39,13 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
     messages = app.store.history(deployment)
     if limit is not None:
         messages = messages[max(len(messages) - limit, 0) :] if limit else []
+    # history.json (and so `history`) has no reasoning: it is in bai's log only, by round
+    thoughts = {r.seq: r.reasoning for r in app.store.rounds(deployment) if r.reasoning} if reasoning or as_json else {}
     if as_json:
         doc = {"deployment": deployment, "messages": [
-            {"role": m.role, "content": m.content, "created_at": m.created_at} for m in messages]}
+            {"role": m.role, "content": m.content, "created_at": m.created_at,
+             **({"reasoning": thoughts[m.seq]} if m.role == "assistant" and m.seq in thoughts else {})}
+            for m in messages]}
         click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()))
         return
     if not messages:
@@ -52,6 +57,9 @@ def show(app: App, deployment: str, limit: int | None, as_json: bool) -> None:
         when = strip_controls((m.created_at or "")[:19].replace("T", " "))
         note = ", cut at max tokens" if m.finish_reason == "length" else ""
         click.secho(f"--- {who} · {when}{note}", fg="cyan" if m.role == "user" else "green", color=color)
+        if m.role == "assistant" and m.seq in thoughts:
+            thought = strip_controls(thoughts[m.seq]).rstrip("\n")
+            click.secho(f"thinking…\n{thought}\n…done thinking", dim=True, color=color)
         click.echo(strip_controls(m.content))
 
 
