@@ -10,6 +10,7 @@ nothing (they propagate as exceptions; main maps them to exit codes).
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from ._app import App
 from ._context_window import fit_rounds, shrink_after_refusal
 from ._exitcodes import NO_TEXT, NOT_SAVED, OK
 from ._input import clean_arg, read_stdin
+from ._reasoning import ReasoningView, saved_form, wanted
 from ._signals import saving
 from .endpoint import APIError, TerminalFilter, json_for_terminal, one_line, strip_controls
 
@@ -55,6 +57,7 @@ class ChatRequest:
     verify: bool = True
     verbose: bool = False
     conversation: str | None = None  # None: the deployment's main conversation (the one Backend.AI shares)
+    show_reasoning: bool | None = None  # None: the deployment's setting, else only when stderr is a terminal
 
 
 @dataclass
@@ -221,29 +224,47 @@ class ChatSession:
         req = self.req
         payload = build_payload(req, model, build_messages(self.target.system, as_messages(replay), message))
         self._printed = False
+        self._pieces_at: tuple[float, float] | None = None  # when the first and the last piece came
+        thinking = ReasoningView(wanted(req.show_reasoning, self.app.deployment_config(self.deployment).reasoning),
+                                 raw=req.raw)
         if req.stream and not req.as_json:
             payload.setdefault("stream_options", {"include_usage": True})
             last: list[str] = [""]
             shown = TerminalFilter()  # a control sequence may come split across pieces
 
+            def arrived() -> None:  # for -v's tokens per second: first piece to last, thinking included
+                now = time.monotonic()
+                self._pieces_at = (self._pieces_at[0] if self._pieces_at else now, now)
+
             def on_text(piece: str) -> None:
+                arrived()
+                if not self._printed:
+                    thinking.answer_begins()
                 self._printed = True
                 piece = piece if req.raw else shown.feed(piece)
                 if piece:
                     last[0] = piece
                     write(piece)
 
+            def on_reasoning(piece: str) -> None:
+                arrived()
+                thinking.piece(piece)
+
             try:
-                return self.client.stream_chat(payload, on_text=on_text)
+                return self.client.stream_chat(payload, on_text=on_text, on_reasoning=on_reasoning)
             finally:
+                thinking.end()
                 if self._printed and not last[0].endswith("\n"):
                     write("\n")
         result = self.client.chat(payload)
         if req.as_json:
             write(json_for_terminal(msgspec.json.format(msgspec.json.encode(result.body), indent=2).decode()) + "\n")
         elif result.text is not None:
+            thinking.whole(result.content.reasoning)
             text = result.text if req.raw else strip_controls(result.text)
             write(text if text.endswith("\n") else text + "\n")
+        else:
+            thinking.whole(result.content.reasoning)  # all there is: "the model only reasoned" follows
         return result
 
     def _record(self, result: Any, message: str, model: str, user_at: str, replayed: int, sent_chars: int,
@@ -257,12 +278,22 @@ class ChatSession:
         def waiting() -> None:
             note(f"another bai process holds the chat history's lock; waiting up to {SAVE_WAIT:g} s to save this answer")
 
-        with saving() as hold:  # once the lock is taken, a signal takes effect after the save
-            recorded = self.app.store.record_round(
+        def record(reasoning: str | None) -> Any:
+            return self.app.store.record_round(
                 self.stream, message, content.text, user_at=user_at,
                 model=result.model or model, finish_reason=content.finish_reason, usage=usage, prompt_chars=sent_chars,
+                reasoning=reasoning,
                 lock_timeout=max(SAVE_WAIT, self.app.store.lock_timeout), on_wait=waiting, on_locked=hold,
             )
+
+        reasoning = saved_form(content.reasoning)
+        with saving() as hold:  # once the lock is taken, a signal takes effect after the save
+            recorded = record(reasoning)
+            if not recorded.kept and reasoning:  # the reasoning is what made it too large: keep the answer
+                recorded = record(None)
+                if recorded.kept:
+                    note("the model's reasoning was not saved: with it this round is larger than the "
+                         "deployment's history cap (history_cap / history_max_bytes); the answer is saved")
         if content.truncated:
             note(f"the answer was cut at {cut_by(self.req, usage, self._window)} (finish_reason: length); "
                  "it is saved as it is")
@@ -270,7 +301,8 @@ class ChatSession:
             note("not saved: this round alone is larger than the deployment's history cap "
                  "(history_cap / history_max_bytes); the saved history is unchanged")
         if self.req.verbose:
-            note(describe_turn(2 * replayed, result.model or model, usage, recorded.seq))
+            note(describe_turn(2 * replayed, result.model or model, usage, recorded.seq,
+                               rate=tokens_per_second(usage, self._pieces_at)))
         return OK if recorded.kept else NOT_SAVED
 
 
@@ -300,10 +332,21 @@ def cut_by(req: ChatRequest, usage: dict[str, Any] | None, window: int | None) -
     return f"{tokens}{what}" + (f", before {where} {asked}" if asked is not None else " (no max_tokens was asked for)")
 
 
-def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int) -> str:
+def tokens_per_second(usage: dict[str, Any] | None, pieces_at: tuple[float, float] | None) -> str | None:
+    """Completion tokens (thinking included) over the time from the first streamed piece to the
+    last, e.g. "41.7"; None when unknown: not streamed, no token count, or no time between them."""
+    completion = (usage or {}).get("completion_tokens")
+    if pieces_at is None or not isinstance(completion, int) or isinstance(completion, bool) or completion <= 0:
+        return None
+    seconds = pieces_at[1] - pieces_at[0]
+    return f"{completion / seconds:.1f}" if seconds > 0 else None
+
+
+def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int, *, rate: str | None = None) -> str:
     tokens = ""
     if usage and isinstance(usage.get("prompt_tokens"), int):
         tokens = f" · {usage['prompt_tokens']} prompt + {usage.get('completion_tokens', '?')} completion tokens"
+    tokens += f" · {rate} tokens/s" if rate else " · tokens/s n/a"
     return f"replayed {replayed} message(s) · model {one_line(model, 200)}{tokens} · saved as round {seq}"
 
 

@@ -72,7 +72,8 @@ MAX_DEADLINE = 7 * 24 * 3600.0  # as cli.endpoint._limits.MAX_DEADLINE (not impo
 @click.option("--token", callback=_exact, help="Bearer token for this call (default: config).")
 @click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep the conversation going at a prompt (the default on a terminal with no MESSAGE).")
-@click.option("-v", "--verbose", is_flag=True, help="Also say on stderr what was replayed, the token counts and the saved round.")
+@click.option("--show-reasoning/--hide-reasoning", default=None, help="Show a reasoning model's thinking, dim on stderr, or hide it (default: config, else shown only when stderr is a terminal).")
+@click.option("-v", "--verbose", is_flag=True, help="Also say on stderr what was replayed, the token counts and speed, and the saved round.")
 @pass_app
 def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) -> int:
     """Send MESSAGE to DEPLOYMENT, replaying its recent history as context.

@@ -60,6 +60,7 @@ def chat_config() -> None:
 @click.option("--history-max-bytes", type=_count(0), help="Bytes kept on disk (default 1048576).")
 @click.option("--context-window", type=_count(1), help="The model's context size in tokens, if the server does not say.")
 @click.option("--deadline", callback=deadline_seconds, metavar="S", help="Seconds one request may take in all (default 900).")
+@click.option("--reasoning", type=Unsettable(click.Choice(["show", "hide"])), help="Show a reasoning model's thinking (on stderr) or hide it (default: show it only when stderr is a terminal).")
 @pass_app
 def set_(app: App, deployment: str, **values: object) -> None:
     """Set DEPLOYMENT's settings; an empty value ("") unsets one, numbers included.

@@ -31,17 +31,20 @@ def chat_history(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-def _message_doc(m: Message) -> dict[str, Any]:
+def _message_doc(m: Message, thoughts: dict[int, str] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {"role": m.role, "content": m.content, "created_at": m.created_at}
     if m.role == "assistant":
         doc["model"] = m.model
         doc["finish_reason"] = m.finish_reason  # "length": the answer was cut short
+        if thoughts and m.seq in thoughts:
+            doc["reasoning"] = thoughts[m.seq]
     return doc
 
 
-def _conversation_doc(deployment: str, conversation: str | None, messages: list[Message]) -> dict[str, Any]:
+def _conversation_doc(deployment: str, conversation: str | None, messages: list[Message],
+                      thoughts: dict[int, str] | None = None) -> dict[str, Any]:
     return {"deployment": deployment, "conversation": conversation or "main",
-            "messages": [_message_doc(m) for m in messages]}
+            "messages": [_message_doc(m, thoughts) for m in messages]}
 
 
 def _stream(app: App, deployment: str, conversation: str | None) -> str:
@@ -57,9 +60,11 @@ def _stream(app: App, deployment: str, conversation: str | None) -> str:
 @click.option("-c", "--conversation", callback=conversation_name, metavar="NAME", help=CONVERSATION_HELP)
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the newest N messages.")
 @click.option("--json", "as_json", is_flag=True,
-              help='Print {"deployment", "conversation", "messages": [{role, content, created_at, model, finish_reason}]}.')
+              help='Print {"deployment", "conversation", "messages": [{role, content, created_at, model, finish_reason}]} '
+                   '(and "reasoning", where recorded).')
+@click.option("--reasoning", is_flag=True, help="Also print the model's reasoning, where recorded, before its answer.")
 @pass_app
-def show(app: App, deployment: str, conversation: str | None, limit: int | None, as_json: bool) -> None:
+def show(app: App, deployment: str, conversation: str | None, limit: int | None, as_json: bool, reasoning: bool) -> None:
     """Show DEPLOYMENT's saved conversation, oldest first.
 
     \b
@@ -72,11 +77,14 @@ def show(app: App, deployment: str, conversation: str | None, limit: int | None,
     # Saved as the server sent it; shown without terminal control sequences (JSON escapes them).
     from .endpoint._text import json_for_terminal, strip_controls
 
-    messages = app.store.history(_stream(app, deployment, conversation))
+    stream = _stream(app, deployment, conversation)
+    messages = app.store.history(stream)
     if limit is not None:
         messages = messages[max(len(messages) - limit, 0) :] if limit else []
+    # history.json (and so `history`) has no reasoning: it is in bai's log only, by round
+    thoughts = {r.seq: r.reasoning for r in app.store.rounds(stream) if r.reasoning} if reasoning or as_json else {}
     if as_json:
-        doc = _conversation_doc(deployment, conversation, messages)
+        doc = _conversation_doc(deployment, conversation, messages, thoughts)
         click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()))
         return
     if not messages:
@@ -88,6 +96,9 @@ def show(app: App, deployment: str, conversation: str | None, limit: int | None,
         when = strip_controls((m.created_at or "")[:19].replace("T", " "))
         note = ", cut short (finish_reason: length)" if m.finish_reason == "length" else ""
         click.secho(f"--- {who} · {when}{note}", fg="cyan" if m.role == "user" else "green", color=color)
+        if m.role == "assistant" and m.seq in thoughts:
+            thought = strip_controls(thoughts[m.seq]).rstrip("\n")
+            click.secho(f"thinking…\n{thought}\n…done thinking", dim=True, color=color)
         click.echo(strip_controls(m.content))
 
 

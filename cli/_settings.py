@@ -37,7 +37,7 @@ SHARED_CACHE_KEYS = ("endpoint_url", "default_model", "last_synced_at")  # its D
 
 Warn = Callable[[str], None]
 OWN_CONFIG_KEYS = ("endpoint", "system", "history_limit", "history_cap", "history_max_bytes", "context_window",
-                   "deadline")
+                   "deadline", "reasoning")
 OWN_CACHE_KEYS = ("endpoint", "max_model_len", "context_window", "window_checked_at")
 
 
@@ -53,6 +53,7 @@ class DeploymentConfig(msgspec.Struct, omit_defaults=True):
     history_max_bytes: int | None = None
     context_window: int | None = None
     deadline: float | None = None  # seconds one request may take in all
+    reasoning: str | None = None  # "show" | "hide" a reasoning model's thinking (unset: only on a terminal)
 
 
 class CacheEntry(msgspec.Struct, omit_defaults=True):

@@ -33,6 +33,9 @@ class RoundEvent(_Event, tag="round"):
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     prompt_chars: int | None = None  # characters of all message contents sent: with usage.prompt_tokens, the model's chars per token
+    # What a reasoning model thought before answering (bounded by the caller). Never the answer,
+    # never replayed, never in history.json: Backend.AI's messages have no such field.
+    reasoning: str | None = None
 
 
 class ClearEvent(_Event, tag="clear"):

@@ -5,8 +5,10 @@
 A round is two messages that share its `seq`: the user's (`created_at` = when it was sent)
 and the assistant's (`created_at` = when the answer completed, plus model, finish_reason and
 usage). Backend.AI reads `role`, `content` and `created_at` and ignores the rest; only `role`
-and `content` ever go on the wire. The messages carry everything a round event holds, so a
-round can be rebuilt from bai's own file exactly (recovery from a damaged log uses that).
+and `content` ever go on the wire. The messages carry everything a round event holds but its
+`reasoning`, so a round can be rebuilt from bai's own file (recovery from a damaged log uses
+that), without the reasoning. The reasoning stays out: it is no message, Backend.AI has no
+field for it, and its size belongs in bai's log only.
 
 A file without "version" was last written by Backend.AI (its saves drop the keys it does not
 know): decoded leniently, one bad deployment entry never costs the others.

@@ -185,6 +185,7 @@ class Store:
         finish_reason: str | None = None,
         usage: dict[str, Any] | None = None,
         prompt_chars: int | None = None,
+        reasoning: str | None = None,
         lock_timeout: float | None = None,
         on_wait: Callable[[], None] | None = None,
         on_locked: Callable[[], None] | None = None,
@@ -198,7 +199,7 @@ class Store:
         Lone surrogates (undecodable bytes that Python keeps as U+DC80-U+DCFF) are saved as
         U+FFFD: they cannot be encoded as UTF-8, and one would make Backend.AI refuse history.json."""
         deployment = check_stream_id(deployment)
-        user, assistant, model = scrub(user), scrub(assistant), scrub(model)
+        user, assistant, model, reasoning = scrub(user), scrub(assistant), scrub(model), scrub(reasoning or None)
         usage = scrub_tree(usage)
 
         def make(seq: int) -> RoundEvent:
@@ -206,7 +207,7 @@ class Store:
             return RoundEvent(
                 v=CURRENT_VERSION, seq=seq, deployment=deployment, ts=ts, user=user,
                 assistant=assistant, user_at=user_at or ts, model=model, finish_reason=finish_reason, usage=usage,
-                prompt_chars=prompt_chars,
+                prompt_chars=prompt_chars, reasoning=reasoning,
             )
 
         with self._writing(lock_timeout, on_wait, on_locked) as w:

@@ -10,7 +10,10 @@ recorded. Scripted replies come first, one per chat request, in the order queued
 - `no_choices_next()`: a 200 answer with `choices: []` (whole, or a stream of such chunks);
 - `tool_call_next(name, arguments)`: an answer that is only a tool call, no text;
 - `stream_error_next(error, after=2)`: a stream that sends the first `after` pieces of the echo
-  answer, then the error event `{"error": error}` and ends (no finish_reason, no [DONE]).
+  answer, then the error event `{"error": error}` and ends (no finish_reason, no [DONE]);
+- `reasoning_next(text, answer=True)`: a reasoning model's answer: `text` first, as vLLM's and
+  llama.cpp's `reasoning_content` (streamed in pieces, or in the whole message), then the echo
+  answer (none with `answer=False`: the model only reasoned).
 
     with EchoServer() as server:
         run bai with --endpoint server.root_url ...
@@ -96,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, _stream_body(model, answer, messages, usage, scripted), "text/event-stream")
             return
         message, finish = {"role": "assistant", "content": answer}, "stop"
+        if isinstance(scripted, _Shape) and scripted.kind == "reasoning":
+            message = {"role": "assistant", "reasoning_content": scripted.reasoning,
+                       "content": answer if scripted.answer else None}
         choices = [{"index": 0, "message": message, "finish_reason": finish}]
         if isinstance(scripted, _Shape) and scripted.kind == "no_choices":
             choices = []
@@ -126,6 +132,10 @@ def _stream_body(model: str, answer: str, messages: list[dict], usage: bool, sha
         call = {"index": 0, **shape.tool_call()}
         return body + delta({"tool_calls": [call]}) + delta({}, "tool_calls") + b"data: [DONE]\n\n"
     pieces = _pieces(answer)
+    if kind == "reasoning":
+        for p in _pieces(shape.reasoning):
+            body += delta({"reasoning_content": p})
+        pieces = pieces if shape.answer else []
     if kind == "stream_error":
         for p in pieces[: shape.after]:
             body += delta({"content": p})
@@ -148,8 +158,10 @@ class _Reply:
 class _Shape:
     """A scripted answer of another shape than the echo (see the module's doc)."""
 
-    def __init__(self, kind: str, *, name: str = "", arguments: str = "", error: object = None, after: int = 0) -> None:
+    def __init__(self, kind: str, *, name: str = "", arguments: str = "", error: object = None, after: int = 0,
+                 reasoning: str = "", answer: bool = True) -> None:
         self.kind, self.name, self.arguments, self.error, self.after = kind, name, arguments, error, after
+        self.reasoning, self.answer = reasoning, answer
 
     def tool_call(self) -> dict:
         return {"id": "call-echo-1", "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
@@ -188,6 +200,10 @@ class EchoServer:
     def stream_error_next(self, error: object, after: int = 2) -> None:
         """The next streamed answer sends `after` pieces of text, then the error event {"error": error}."""
         self._queue(_Shape("stream_error", error=error, after=after))
+
+    def reasoning_next(self, text: str, answer: bool = True) -> None:
+        """The next answer comes after the reasoning `text` (streamed or whole); `answer=False`: only the reasoning."""
+        self._queue(_Shape("reasoning", reasoning=text, answer=answer))
 
     def _queue(self, item: "_Reply | _Shape") -> None:
         with self._lock:

@@ -156,3 +156,18 @@ def test_bais_deployments_and_settings_survive_backend_ai_saves(world):
         {"role": "user", "content": "q4"}]
     world.no_backend_ai_complaint()
     world.no_kept_copies()
+
+
+def test_reasoning_stays_in_bais_log_and_backend_ai_reads_and_saves_history_json(world):
+    world.server.reasoning_next("The user says one; I will echo.")
+    world.bai("deployment", "chat", U, "one")
+    history = (world.store / "history.json").read_text()
+    assert "reasoning" not in history and "I will echo" not in history  # Backend.AI's models have no such field
+    world.ba("chat", U, "two")  # loads, replays and saves history.json with bai's round in it
+    assert world.sent() == ["one", _echo("one", 1), "two"]  # the answer alone is replayed
+    assert "one" in world.ba("chat-history", "show", U).stdout
+    world.no_backend_ai_complaint()
+    shown = world.bai("deployment", "chat-history", "show", U, "--reasoning").out  # after Backend.AI's save
+    assert "The user says one; I will echo." in shown and shown.index("I will echo") < shown.index(_echo("one", 1))
+    doc = json.loads(world.bai("deployment", "chat-history", "show", U, "--json").out)
+    assert [m.get("reasoning") for m in doc["messages"]] == [None, "The user says one; I will echo.", None, None]
