@@ -241,16 +241,20 @@ def test_write_making_no_progress_fails_cleanly(template, tmp_path, trickle):
         points = range(1, calls + 1, max(1, calls // (40 * SOAK)))
     else:
         points = range(1, calls + 1)
-    failed_ops = 0
+    failed_ops = missed = 0
     for n in points:
         exp = _fresh(template, root)
         faults = StallAt(n, trickle)
         where = f"write stalls at call {n}{' (1-byte writes)' if trickle else ''}"
         failures = run_with_faults(root, exp, faults, where)
-        assert len(faults.fired) == 1 and len(failures) <= 1, (where, failures)  # history.json: a warning
+        assert len(faults.fired) <= 1 and len(failures) <= 1, (where, failures)  # history.json: a warning
+        # The count of writes can differ by a few between runs (a log written in the same clock
+        # tick as history.json is copied again): a point past this run's last write never fires.
+        missed += not faults.fired
         failed_ops += len(failures)
         _repaired(root, exp, where)
     assert failed_ops > 0
+    assert missed <= max(1, len(points) // 10), f"the stall fired at only {len(points) - missed} of {len(points)} points"
 
 
 class StallAt(Faults):
