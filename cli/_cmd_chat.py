@@ -104,6 +104,9 @@ def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) ->
 
 
 def _write_stdout(text: str) -> None:
+    from . import _cursor
+
+    _cursor.wrote(text)
     sys.stdout.write(text)
     sys.stdout.flush()
 
