@@ -9,6 +9,7 @@ nothing (they propagate as exceptions; main maps them to exit codes).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,7 +22,7 @@ from . import _settings as settings
 from ._app import App
 from ._context_window import fit_rounds, shrink_after_refusal
 from ._exitcodes import NO_TEXT, NOT_SAVED, OK
-from ._input import clean_arg, read_stdin
+from ._input import clean_arg, read_stdin, stdin_is_data
 from ._signals import saving
 from .endpoint import APIError, TerminalFilter, json_for_terminal, one_line, strip_controls
 
@@ -79,7 +80,7 @@ def resolve_target(app: App, req: ChatRequest) -> Target:
     limit = req.history_limit if req.history_limit is not None else config.history_limit
     return Target(
         endpoint=endpoint,
-        token=req.token if req.token is not None else config.token,
+        token=req.token if req.token is not None else settings.token_of(config, os.environ, app.warn_once),
         model=req.model or config.model,
         system=req.system if req.system is not None else config.system,
         history_limit=settings.DEFAULT_HISTORY_LIMIT if limit is None or limit < 0 else limit,
@@ -300,15 +301,22 @@ def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: 
 
 
 def read_message(parts: tuple[str, ...], stdin: Any = None, note: Write = lambda text: None) -> str:
-    """The MESSAGE words joined, or stdin for "-" (or no words with stdin piped). Bytes that
-    are not UTF-8 are replaced with U+FFFD, with a note (see _input)."""
+    """The MESSAGE words joined; stdin for "-" (or no words with stdin not a terminal). Words
+    and stdin that is a pipe or a file (see _input.stdin_is_data) are both sent: the words, a
+    blank line, then stdin; a last word "-" asks for stdin after the words whatever it is.
+    Bytes that are not UTF-8 are replaced with U+FFFD, with a note (see _input)."""
     stdin = stdin or sys.stdin
     if parts == ("-",) or (not parts and not stdin.isatty()):
         text = read_stdin(stdin, note)
     elif not parts:
         raise ChatUsageError("no MESSAGE given (pass it as arguments, or pipe it on stdin)")
     else:
-        text = clean_arg(" ".join(parts), "MESSAGE", note)
+        asked = parts[-1] == "-"
+        text = clean_arg(" ".join(parts[:-1] if asked else parts), "MESSAGE", note)
+        if asked or stdin_is_data(stdin):
+            piped = read_stdin(stdin, note).rstrip("\n")
+            if piped.strip():
+                text = f"{text}\n\n{piped}"
     if not text.strip():
         raise ChatUsageError("the message is empty")
     return text.rstrip("\n")

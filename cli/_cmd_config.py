@@ -52,7 +52,7 @@ def chat_config() -> None:
 @chat_config.command("set")
 @click.argument("deployment", callback=deployment_id)
 @click.option("--endpoint", callback=_endpoint, help="Base URL; /v1/chat/completions is appended.")
-@click.option("--token", help="Bearer token ('-' reads it from stdin, keeping it out of shell history).")
+@click.option("--token", help="Bearer token ('-' asks for it on a terminal, without echo, or reads a line of stdin: out of shell history).")
 @click.option("--model", help="Model name to request (default: the server's first model).")
 @click.option("--system", help="System prompt sent first on every turn.")
 @click.option("--history-limit", type=_count(0), help="Messages replayed as context (default 10).")
@@ -70,13 +70,10 @@ def set_(app: App, deployment: str, **values: object) -> None:
       bai deployment chat-config set my-llm --system ""        # unset the system prompt
       bai deployment chat-config set my-llm --history-cap ""   # back to the default cap
     """
-    from ._input import clean_arg, exact_arg, read_stdin
+    from ._input import clean_arg, exact_arg, read_token
 
     if values.get("token") == "-":
-        replaced: list[str] = []
-        values["token"] = read_stdin(sys.stdin, replaced.append, line=True).strip()
-        if replaced:
-            raise click.UsageError("the token read from stdin is not valid UTF-8; nothing was changed")
+        values["token"] = read_token(sys.stdin)
     if isinstance(values.get("token"), str):
         exact_arg(values["token"], "--token")  # type: ignore[arg-type]
     values = {k: clean_arg(v, f"--{k.replace('_', '-')}", _note) if isinstance(v, str) else v for k, v in values.items()}
