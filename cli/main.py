@@ -18,6 +18,7 @@ import click
 from ._cmd_chat import chat
 from ._cmd_config import chat_cache, chat_config
 from ._cmd_history import chat_history
+from ._cmd_models import models
 from ._exitcodes import FAILED, INTERRUPTED, USAGE
 from ._signals import Terminated, terminating
 
@@ -55,6 +56,7 @@ deployment.add_command(chat)
 deployment.add_command(chat_config)
 deployment.add_command(chat_cache)
 deployment.add_command(chat_history)
+deployment.add_command(models)
 
 
 def main(argv: list[str] | None = None) -> None:
