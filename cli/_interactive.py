@@ -144,7 +144,7 @@ class Repl:
                 self.error("/limit takes a number of messages, e.g. /limit 6")
             else:
                 target.history_limit = int(arg)
-                self.note(f"replaying the last {target.history_limit} message(s) from now on")
+                self.note(limit_note(target.history_limit))
         elif name == "/model":
             if not arg:
                 self.error("/model takes a model name")
@@ -165,6 +165,16 @@ class Repl:
             click.echo(strip_controls(m.content))
         if not messages:
             self.note("no saved history")
+
+
+def limit_note(limit: int) -> str:
+    """What /limit K really replays: whole rounds, so an odd K rounds down (1: nothing)."""
+    whole = limit - limit % 2
+    if whole == 0:
+        return (f"/limit {limit}: replaying no history from now on (history is replayed in whole rounds of 2 "
+                f"messages)" if limit else "replaying no history from now on")
+    said = f" ({limit} rounded down to whole rounds of 2)" if limit % 2 else ""
+    return f"replaying at most the last {whole} message(s){said} from now on"
 
 
 def classify(text: str) -> tuple[str, str]:
