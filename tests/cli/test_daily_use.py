@@ -336,8 +336,17 @@ def test_bai_debug_adds_a_traceback_to_a_known_error(home):
     assert first == plain.stderr.rstrip("\n") and rest.startswith("Traceback") and "ConnectError" in rest
 
 
-def test_ctrl_c_before_the_first_token_is_said_on_its_own_line(home):
-    """A server that takes the request and says nothing; Ctrl-C once it has the request."""
+PARTIAL = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+           b'data: {"id":"x","object":"chat.completion.chunk","created":0,"model":"m",'
+           b'"choices":[{"index":0,"delta":{"content":"partial"},"finish_reason":null}]}\n\n')
+
+
+@pytest.mark.parametrize("sent,expected", [
+    (b"", "^C\r\nbai: interrupted; nothing was saved"),  # before the first token: ^C, then a line of its own
+    (PARTIAL, "^C\r\nbai: interrupted; nothing was saved"),  # after "partial": the answer's newline, no blank line
+])
+def test_ctrl_c_is_said_on_its_own_line(home, sent, expected):
+    """A server that takes the request and says nothing more (or a piece of an answer); Ctrl-C then."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(TIMEOUT)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
@@ -352,6 +361,9 @@ def test_ctrl_c_before_the_first_token_is_said_on_its_own_line(home):
             got += conn.recv(65536)
             if b"\r\n\r\n" in got and b'"messages"' in got:
                 break
+        if sent:
+            conn.sendall(sent)
+            child.expect("partial")
         child.sendintr()
         child.expect(pexpect.EOF)
         seen = child.before
@@ -360,7 +372,7 @@ def test_ctrl_c_before_the_first_token_is_said_on_its_own_line(home):
         child.close(force=True)
         listener.close()
     assert child.exitstatus == 130
-    assert "^C\r\nbai: interrupted; nothing was saved" in seen, repr(seen)
+    assert seen.startswith(expected), repr(seen)
 
 
 # -- 15. the demo cleans up after itself -------------------------------------------------------
