@@ -380,7 +380,6 @@ def test_ctrl_c_is_said_on_its_own_line(home, sent, expected):
 
 @pytest.mark.realserver
 def test_the_demo_leaves_no_server_folder_behind(tmp_path):
-    pytest.importorskip("tests.realservers.servers")
     temp = tmp_path / "tmp"
     temp.mkdir()
     done = subprocess.run([sys.executable, "-m", "tests.demo"], capture_output=True, text=True, timeout=600,
