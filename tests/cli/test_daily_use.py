@@ -294,9 +294,10 @@ def test_an_odd_limit_says_it_rounds_down(home, server):
     assert bai("deployment", "chat", "d1", "one")[0] == 0
     code, _, err = bai("deployment", "chat", "d1", "two", "--history-limit", "1", "-v")
     assert code == 0 and "replayed 0 message(s) (limit 1, rounded down to whole rounds)" in err
-    assert "/limit 1: replaying no history" in limit_note(1)
-    assert limit_note(3) == "replaying at most the last 2 message(s) (3 rounded down to whole rounds of 2) from now on"
-    assert limit_note(4) == "replaying at most the last 4 message(s) from now on"
+    assert limit_note(1) == ("replaying the last 0 message(s) (no history) from now on "
+                             "(1 rounds down: history is replayed in whole rounds of 2)")
+    assert limit_note(3).startswith("replaying the last 2 message(s) from now on (3 rounds down")
+    assert limit_note(4) == "replaying the last 4 message(s) from now on"
 
 
 def test_a_round_over_the_cap_is_not_called_round_0(home, server):
