@@ -170,11 +170,8 @@ class Repl:
 def limit_note(limit: int) -> str:
     """What /limit K really replays: whole rounds, so an odd K rounds down (1: nothing)."""
     whole = limit - limit % 2
-    if whole == 0:
-        return (f"/limit {limit}: replaying no history from now on (history is replayed in whole rounds of 2 "
-                f"messages)" if limit else "replaying no history from now on")
-    said = f" ({limit} rounded down to whole rounds of 2)" if limit % 2 else ""
-    return f"replaying at most the last {whole} message(s){said} from now on"
+    said = f" ({limit} rounds down: history is replayed in whole rounds of 2)" if limit % 2 else ""
+    return f"replaying the last {whole} message(s){' (no history)' if not whole else ''} from now on{said}"
 
 
 def classify(text: str) -> tuple[str, str]:
