@@ -227,6 +227,9 @@ def test_default_deployment_and_the_first_word_rule(home, server, monkeypatch):
     assert [(r["model"], r["messages"][-1]["content"]) for r in server.chat_requests()] == [
         ("m", "hello there"), ("m2", "to two"), ("m2", "via env")]
     assert bai("deployment", "chat-config", "default", "--unset")[0] == 0
+    assert bai("deployment", "chat-config", "default")[1] == ""
+    assert bai("deployment", "chat-config", "default", "d2")[0] == 0
+    assert bai("deployment", "chat-config", "default", "")[0] == 0  # "" clears too
     code, _, err = bai("deployment", "chat")
     assert code == 2 and "no DEPLOYMENT given and no default" in err
 
