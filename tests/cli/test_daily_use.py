@@ -391,3 +391,16 @@ def test_the_demo_leaves_no_server_folder_behind(tmp_path):
                           env={**os.environ, "TMPDIR": str(temp), "BAI_CHAT_HOME": str(tmp_path / "home")})
     assert done.returncode == 0, done.stderr[-2000:]
     assert list(temp.iterdir()) == []
+
+
+@pytest.mark.realserver
+def test_real_litellm_model_not_found_is_refreshed_once(home, litellm_server):
+    """LiteLLM's own "model not found" (a 400), for a cached model it does not serve."""
+    url = litellm_server.root_url
+    configure("d1", url, "--token", litellm_server.api_key, "--context-window", "4096")
+    _cache_model(home, "d1", url, "no-such-model")
+    done = run("deployment", "chat", "d1", "hi", "--no-stream")
+    assert done.returncode == 0, done.stderr
+    assert "no longer knows the cached model no-such-model" in done.stderr
+    cache = json.loads((home / "bai" / "cache.json").read_text())["deployments"]["d1"]
+    assert cache["default_model"] == litellm_server.models[0]
