@@ -9,6 +9,8 @@ nothing (they propagate as exceptions; main maps them to exit codes).
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from . import _settings as settings
 from ._app import App
 from ._context_window import fit_rounds, shrink_after_refusal
 from ._exitcodes import NO_TEXT, NOT_SAVED, OK
-from ._input import clean_arg, read_stdin
+from ._input import clean_arg, read_stdin, stdin_is_data
 from ._reasoning import ReasoningView, saved_form, wanted
 from ._signals import saving
 from .endpoint import APIError, TerminalFilter, json_for_terminal, one_line, strip_controls
@@ -83,7 +85,7 @@ def resolve_target(app: App, req: ChatRequest) -> Target:
     limit = req.history_limit if req.history_limit is not None else config.history_limit
     return Target(
         endpoint=endpoint,
-        token=req.token if req.token is not None else config.token,
+        token=req.token if req.token is not None else settings.token_of(config, os.environ, app.warn_once),
         model=req.model or config.model,
         system=req.system if req.system is not None else config.system,
         history_limit=settings.DEFAULT_HISTORY_LIMIT if limit is None or limit < 0 else limit,
@@ -120,6 +122,9 @@ class ChatSession:
                                      verify=req.verify, deployment=req.deployment, **deadline)
         self._printed = False
         self._window: int | None = None
+        self._model_cached = False  # the model in use came from the cache
+        configured = app.deployment_config(req.deployment).endpoint or app.settings.backend_ai_endpoint(req.deployment)
+        self._one_off = None if self.target.endpoint == configured else settings.CacheEntry(endpoint=self.target.endpoint)
 
     def __enter__(self) -> ChatSession:
         return self
@@ -145,7 +150,12 @@ class ChatSession:
         cached = self.cached()
         if cached.default_model and cached.is_fresh():
             self.target.model = cached.default_model
+            self._model_cached = True  # a server may drop it: see _model_after_not_found
             return cached.default_model
+        return self._first_model()
+
+    def _first_model(self) -> str:
+        """The server's first model, asked for now, and remembered with what else /v1/models says."""
         models = self.client.list_models()
         first = models.first_id
         if not first:
@@ -159,14 +169,35 @@ class ChatSession:
             "context_window": None if max_model_len else self.client.context_size(), "window_checked_at": now,
         })
         self.target.model = first
+        self._model_cached = False
+        return first
+
+    def _model_after_not_found(self, error: APIError, model: str, note: Write) -> str | None:
+        """After "model not found" for a model that came from the cache (not --model or the
+        settings): the server's first model now, asked for once; None when that does not apply."""
+        if not self._model_cached or self._printed or not names_missing_model(error, model):
+            return None
+        self._model_cached = False  # once
+        first = self._first_model()
+        if first == model:
+            return None
+        note(f"the server no longer knows the cached model {one_line(model, 200)}; "
+             f"retrying with its first model, {one_line(first, 200)}")
         return first
 
     def cached(self) -> settings.CacheEntry:
         """What bai learned from this endpoint (nothing if the cache is of another endpoint)."""
+        if self._one_off is not None:
+            return self._one_off
         return self.app.cache_entry(self.deployment).for_endpoint(self.target.endpoint)
 
     def _cache(self, changes: dict[str, Any]) -> None:
-        """Remember something learned from the endpoint, replacing what came from another one."""
+        """Remember something learned from the endpoint, replacing what came from another one.
+        What a one-off --endpoint teaches is kept for this session only: the deployment's cache
+        stays that of its configured endpoint."""
+        if self._one_off is not None:
+            self._one_off = msgspec.structs.replace(self._one_off, **changes)
+            return
         entry = self.app.cache_entry(self.deployment)
         if entry.endpoint != self.target.endpoint:
             changes = {**{k: None for k in msgspec.structs.asdict(entry)}, **changes}
@@ -201,7 +232,14 @@ class ChatSession:
         replay = fit.rounds
         user_at = settings.now_iso_ms()
         try:
-            result = self._send(model, replay, message, write)
+            try:
+                result = self._send(model, replay, message, write)
+            except APIError as e:
+                fresh = self._model_after_not_found(e, model, note)
+                if fresh is None:
+                    raise
+                model = fresh
+                result = self._send(model, replay, message, write)
         except APIError as e:
             known = e.context_length
             if known is not None and known.context_window:
@@ -301,8 +339,8 @@ class ChatSession:
             note("not saved: this round alone is larger than the deployment's history cap "
                  "(history_cap / history_max_bytes); the saved history is unchanged")
         if self.req.verbose:
-            note(describe_turn(2 * replayed, result.model or model, usage, recorded.seq,
-                               rate=tokens_per_second(usage, self._pieces_at)))
+            note(describe_turn(2 * replayed, result.model or model, usage, recorded.seq if recorded.kept else None,
+                               limit=self.target.history_limit, rate=tokens_per_second(usage, self._pieces_at)))
         return OK if recorded.kept else NOT_SAVED
 
 
@@ -342,24 +380,57 @@ def tokens_per_second(usage: dict[str, Any] | None, pieces_at: tuple[float, floa
     return f"{completion / seconds:.1f}" if seconds > 0 else None
 
 
-def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int, *, rate: str | None = None) -> str:
+_MISSING_MODEL = re.compile(r"not found|does not exist|doesn't exist|no such model|unknown model|invalid model"
+                            r"|model .{0,200} not (?:available|supported|loaded)", re.IGNORECASE)
+
+
+def names_missing_model(error: APIError, model: str) -> bool:
+    """Whether an error says the model asked for does not exist: a 400 or 404 whose message
+    names a model as not found, as servers put it:
+      vLLM     404 "The model `m` does not exist." (type NotFoundError)
+      OpenAI   404 "The model `m` does not exist or you do not have access to it." (code model_not_found)
+      LiteLLM  400 "Invalid model name passed in model=m. Call `/v1/models` to view available models ..."
+      Ollama   404 'model "m" not found, try pulling it first'
+    A context-length 400 (which says "model" too) is not this."""
+    if getattr(error, "status", None) not in (400, 404) or error.is_context_length:
+        return False
+    info = getattr(error, "info", None)
+    if info is not None and info.code == "model_not_found":
+        return True
+    text = info.message if info is not None else str(error)
+    return "model" in text.lower() and _MISSING_MODEL.search(text) is not None
+
+
+def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int | None, *,
+                  limit: int | None = None, rate: str | None = None) -> str:
+    """The -v line. `seq` None: the round was not saved (over the cap). An odd `limit` is said:
+    replay is in whole rounds, so it rounds down (1 replays nothing)."""
     tokens = ""
     if usage and isinstance(usage.get("prompt_tokens"), int):
         tokens = f" · {usage['prompt_tokens']} prompt + {usage.get('completion_tokens', '?')} completion tokens"
     tokens += f" · {rate} tokens/s" if rate else " · tokens/s n/a"
-    return f"replayed {replayed} message(s) · model {one_line(model, 200)}{tokens} · saved as round {seq}"
+    rounded = f" (limit {limit}, rounded down to whole rounds)" if limit is not None and limit % 2 else ""
+    saved = f"saved as round {seq}" if seq is not None else "not saved"
+    return f"replayed {replayed} message(s){rounded} · model {one_line(model, 200)}{tokens} · {saved}"
 
 
 def read_message(parts: tuple[str, ...], stdin: Any = None, note: Write = lambda text: None) -> str:
-    """The MESSAGE words joined, or stdin for "-" (or no words with stdin piped). Bytes that
-    are not UTF-8 are replaced with U+FFFD, with a note (see _input)."""
+    """The MESSAGE words joined; stdin for "-" (or no words with stdin not a terminal). Words
+    and stdin that is a pipe or a file (see _input.stdin_is_data) are both sent: the words, a
+    blank line, then stdin; a last word "-" asks for stdin after the words whatever it is.
+    Bytes that are not UTF-8 are replaced with U+FFFD, with a note (see _input)."""
     stdin = stdin or sys.stdin
     if parts == ("-",) or (not parts and not stdin.isatty()):
         text = read_stdin(stdin, note)
     elif not parts:
         raise ChatUsageError("no MESSAGE given (pass it as arguments, or pipe it on stdin)")
     else:
-        text = clean_arg(" ".join(parts), "MESSAGE", note)
+        asked = parts[-1] == "-"
+        text = clean_arg(" ".join(parts[:-1] if asked else parts), "MESSAGE", note)
+        if asked or stdin_is_data(stdin):
+            piped = read_stdin(stdin, note).rstrip("\n")
+            if piped.strip():
+                text = f"{text}\n\n{piped}"
     if not text.strip():
         raise ChatUsageError("the message is empty")
     return text.rstrip("\n")

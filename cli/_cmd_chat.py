@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from ._app import App, conversation_name, deployment_id, pass_app
+from ._app import App, conversation_name, pass_app
+from ._deployment_arg import complete
 from ._input import Seconds, clean_arg, exact_arg
 
 
@@ -54,11 +55,11 @@ MAX_DEADLINE = 7 * 24 * 3600.0  # as cli.endpoint._limits.MAX_DEADLINE (not impo
 
 
 @click.command("chat")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", required=False, shell_complete=complete)
 @click.argument("message", nargs=-1)
 @click.option("-c", "--conversation", callback=conversation_name, metavar="NAME",
               help="Chat in conversation NAME of DEPLOYMENT, started by its first round (default: the main one, which Backend.AI shares).")
-@click.option("--history-limit", type=click.IntRange(min=0), help="Messages of history to replay (default 10; 0: none, the round is still saved).")
+@click.option("--history-limit", type=click.IntRange(min=0), help="Messages of history to replay, in whole rounds: an odd number rounds down, so 1 replays nothing (default 10; 0: none, the round is still saved).")
 @click.option("--system", callback=_text, help="System prompt for this turn (not saved in history).")
 @click.option("--model", callback=_text, help="Model to request (default: config, else the server's first model).")
 @click.option("--params", callback=_params, help='Extra request fields as a JSON object, e.g. \'{"temperature": 0}\'.')
@@ -69,17 +70,23 @@ MAX_DEADLINE = 7 * 24 * 3600.0  # as cli.endpoint._limits.MAX_DEADLINE (not impo
 @click.option("--deadline", callback=deadline_seconds, metavar="S", help="Seconds one request may take in all, however the server trickles (default 900, or config).")
 @click.option("--raw", is_flag=True, help="Print the answer as sent, terminal control sequences included (they are removed by default).")
 @click.option("--endpoint", callback=_text, help="Endpoint base URL for this call (default: config).")
-@click.option("--token", callback=_exact, help="Bearer token for this call (default: config).")
+@click.option("--token", callback=_exact, help="Bearer token for this call ('-' asks for it without echo, or reads a line of stdin; default: $BAI_TOKEN, then config).")
 @click.option("--insecure", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep the conversation going at a prompt (the default on a terminal with no MESSAGE).")
 @click.option("--show-reasoning/--hide-reasoning", default=None, help="Show a reasoning model's thinking, dim on stderr, or hide it (default: config, else shown only when stderr is a terminal).")
 @click.option("-v", "--verbose", is_flag=True, help="Also say on stderr what was replayed, the token counts and speed, and the saved round.")
 @pass_app
-def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) -> int:
+def chat(app: App, deployment: str | None, message: tuple[str, ...], **opts: object) -> int:
     """Send MESSAGE to DEPLOYMENT, replaying its recent history as context.
 
-    MESSAGE "-", or none with stdin piped, reads the message from stdin; no MESSAGE on a
-    terminal (or -i) opens an interactive conversation (/help there lists its commands).
+    MESSAGE "-", or none with stdin piped, reads the message from stdin; MESSAGE with stdin a
+    pipe or a file sends both (MESSAGE, a blank line, stdin); a terminal, /dev/null or a socket
+    on stdin is never read unless "-" asks. No MESSAGE on a terminal (or -i) opens an
+    interactive conversation (/help there lists its commands).
+
+    DEPLOYMENT may be left out when a default is set (chat-config default ID, or
+    $BAI_DEPLOYMENT): the first word is then the deployment only if bai knows it (settings,
+    cache or history) or it is a UUID; otherwise all words are the message.
     The round is saved only when a complete answer with text arrived. Exit codes: 0 saved,
     1 failed, 2 usage, 3 answered without text (tool call, refusal, empty), 4 answered but
     not saved (the round alone is over the history cap), 130 interrupted, 143 SIGTERM, 129 SIGHUP.
@@ -91,8 +98,14 @@ def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) ->
       git diff | bai deployment chat my-llm --history-limit 0 --max-tokens 400 -
       bai deployment chat my-llm -c trip "Plan three days in Rome."   # another conversation
     """
+    from . import _deployment_arg
     from ._chat import ChatRequest, ChatSession, ChatUsageError, read_message, run_chat
 
+    deployment, message = _deployment_arg.pick(app, deployment, message)
+    if opts.get("token") == "-":
+        from ._input import read_token
+
+        opts["token"] = read_token(sys.stdin)  # $BAI_TOKEN and the settings: see _settings.token_of
     interactive = opts.pop("interactive") or (not message and sys.stdin.isatty())
     try:
         if interactive:
@@ -108,6 +121,9 @@ def chat(app: App, deployment: str, message: tuple[str, ...], **opts: object) ->
 
 
 def _write_stdout(text: str) -> None:
+    from . import _cursor
+
+    _cursor.wrote(text)
     sys.stdout.write(text)
     sys.stdout.flush()
 

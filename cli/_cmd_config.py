@@ -8,6 +8,7 @@ import click
 
 from ._app import App, deployment_id, pass_app
 from ._cmd_chat import deadline_seconds
+from ._deployment_arg import complete
 
 MASK = "********"
 
@@ -50,9 +51,10 @@ def chat_config() -> None:
 
 
 @chat_config.command("set")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", callback=deployment_id, shell_complete=complete)
 @click.option("--endpoint", callback=_endpoint, help="Base URL; /v1/chat/completions is appended.")
-@click.option("--token", help="Bearer token ('-' reads it from stdin, keeping it out of shell history).")
+@click.option("--token", help="Bearer token ('-' asks for it on a terminal, without echo, or reads a line of stdin: out of shell history).")
+@click.option("--token-env", metavar="NAME", callback=lambda c, p, v: _variable_name(v), help="Take the token from environment variable NAME at each call (only the name is stored).")
 @click.option("--model", help="Model name to request (default: the server's first model).")
 @click.option("--system", help="System prompt sent first on every turn.")
 @click.option("--history-limit", type=_count(0), help="Messages replayed as context (default 10).")
@@ -71,25 +73,136 @@ def set_(app: App, deployment: str, **values: object) -> None:
       bai deployment chat-config set my-llm --system ""        # unset the system prompt
       bai deployment chat-config set my-llm --history-cap ""   # back to the default cap
     """
-    from ._input import clean_arg, exact_arg, read_stdin
+    from ._input import clean_arg, exact_arg, read_token
 
     if values.get("token") == "-":
-        replaced: list[str] = []
-        values["token"] = read_stdin(sys.stdin, replaced.append, line=True).strip()
-        if replaced:
-            raise click.UsageError("the token read from stdin is not valid UTF-8; nothing was changed")
+        values["token"] = read_token(sys.stdin)
     if isinstance(values.get("token"), str):
         exact_arg(values["token"], "--token")  # type: ignore[arg-type]
     values = {k: clean_arg(v, f"--{k.replace('_', '-')}", _note) if isinstance(v, str) else v for k, v in values.items()}
     changes = {k: (None if v == "" else v) for k, v in values.items() if v is not None}
     if not changes:
         raise click.UsageError("nothing to set: give at least one option")
+    lowered = _cap_effect(app, deployment, changes) if {"history_cap", "history_max_bytes"} & set(changes) else None
     app.settings.update_config(deployment, changes)
     click.echo(f"Updated {deployment}: {', '.join(sorted(changes))}.", err=True)
+    if lowered:
+        click.echo(f"bai: {lowered}", err=True)
+
+
+def _variable_name(value: str | None) -> str | None:
+    import re
+
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", value):
+        raise click.BadParameter(f"{value!r} is not an environment variable name (the name, not the token)")
+    return value
+
+
+def _cap_effect(app: App, deployment: str, changes: dict) -> str | None:
+    """What new caps do to the saved history, said before it happens quietly: the rounds over
+    them are hidden at once and leave the disk at the next save or compaction."""
+    from eventlog import Caps, Store
+
+    current = app.deployment_config(deployment)
+    default = Caps()
+
+    def value(key: str, fallback: int) -> int:
+        v = changes[key] if key in changes else getattr(current, key)
+        return fallback if v is None else v
+
+    try:
+        new = Caps(messages=value("history_cap", default.messages), bytes=value("history_max_bytes", default.bytes))
+        shown = 2 * len(app.store.rounds(deployment))
+        kept = 2 * len(Store(caps=new, warn=app.warn_once).rounds(deployment))
+    except Exception:  # noqa: BLE001 - a note only: an unreadable log is reported by the commands that read it
+        return None
+    if kept >= shown:
+        return None
+    return (f"the new cap keeps {kept} of the {shown} saved message(s): the oldest {shown - kept} are no longer "
+            f"replayed or shown, and leave the disk at the next save or compaction")
+
+
+@chat_config.command("default")
+@click.argument("deployment", required=False, shell_complete=complete)
+@click.option("--unset", is_flag=True, help="Clear the default deployment.")
+@pass_app
+def default(app: App, deployment: str | None, unset: bool) -> None:
+    """Set the deployment `chat` uses when none is named; with no ID, print it. $BAI_DEPLOYMENT,
+    when set, wins over it. With a default, `chat`'s first word is the deployment only if bai
+    knows it (settings, cache or history) or it is a UUID; otherwise every word is the message.
+
+    \b
+    Example:
+      bai deployment chat-config default my-llm
+      bai deployment chat "Hello!"                 # to my-llm
+      bai deployment chat-config default --unset   # or: default ""
+    """
+    import os
+
+    from ._deployment_arg import ENV
+
+    if unset or deployment == "":
+        if deployment:
+            raise click.UsageError("give an ID or --unset (not both)")
+        app.settings.set_default_deployment(None)
+        click.echo("Cleared the default deployment.", err=True)
+        return
+    if deployment is None:
+        current = app.settings.default_deployment()
+        env = os.environ.get(ENV, "").strip()
+        if env:
+            click.echo(env)
+            click.echo(f"bai: from ${ENV}" + (f" (the configured default is {current})" if current else ""), err=True)
+        elif current:
+            click.echo(current)
+        else:
+            click.echo("No default deployment is set.", err=True)
+        return
+    deployment = deployment_id(click.get_current_context(), None, deployment)  # type: ignore[arg-type]
+    app.settings.set_default_deployment(deployment)
+    click.echo(f"The default deployment is {deployment}.", err=True)
+
+
+@chat_config.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One object per deployment (the token: only whether one is set).")
+@pass_app
+def list_(app: App, as_json: bool) -> None:
+    """List every deployment with settings: endpoint, model, and whether a token is set.
+
+    \b
+    Example:
+      bai deployment chat-config list --json
+    """
+    import msgspec
+
+    from .endpoint._text import strip_controls
+
+    rows = []
+    for d in app.settings.configured():
+        c = app.deployment_config(d)
+        token = f"env {c.token_env}" if c.token_env else ("yes" if c.token else "no")
+        rows.append({"deployment": d, "endpoint": c.endpoint, "model": c.model, "token": token})
+    default = app.settings.default_deployment()
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(
+            [{**r, "token": r["token"] != "no", "token_env": app.deployment_config(r["deployment"]).token_env,
+              "default": r["deployment"] == default} for r in rows]), indent=2))
+        return
+    if not rows:
+        click.echo("No deployment has settings.", err=True)
+        return
+    table = [("DEPLOYMENT", "ENDPOINT", "MODEL", "TOKEN")] + [
+        (r["deployment"] + (" *" if r["deployment"] == default else ""), strip_controls(r["endpoint"] or "-"),
+         strip_controls(r["model"] or "-"), r["token"]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+    if default in {r["deployment"] for r in rows}:
+        click.echo("(* the default deployment)", err=True)
 
 
 @chat_config.command("show")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", callback=deployment_id, shell_complete=complete)
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON (token masked).")
 @pass_app
 def show(app: App, deployment: str, as_json: bool) -> None:
@@ -112,15 +225,21 @@ def show(app: App, deployment: str, as_json: bool) -> None:
 
 
 @chat_config.command("clear")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", callback=deployment_id, shell_complete=complete)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask first (it asks only on a terminal).")
 @pass_app
-def clear(app: App, deployment: str) -> None:
-    """Remove all of DEPLOYMENT's settings (history and cache are left alone).
+def clear(app: App, deployment: str, yes: bool) -> None:
+    """Remove all of DEPLOYMENT's settings, its token too (history and cache are left alone).
+    Asks first on a terminal.
 
     \b
     Example:
-      bai deployment chat-config clear my-llm
+      bai deployment chat-config clear my-llm --yes
     """
+    from ._app import confirm
+
+    if app.settings.known(deployment):
+        confirm(f"Remove every setting of {deployment}, its token too?", yes)
     app.settings.update_config(deployment, None)
     click.echo(f"Removed the settings of {deployment}.", err=True)
 
@@ -137,7 +256,7 @@ def chat_cache() -> None:
 
 
 @chat_cache.command("show")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", callback=deployment_id, shell_complete=complete)
 @click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
 @pass_app
 def cache_show(app: App, deployment: str, as_json: bool) -> None:
@@ -161,7 +280,7 @@ def cache_show(app: App, deployment: str, as_json: bool) -> None:
 
 
 @chat_cache.command("clear")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", callback=deployment_id, shell_complete=complete)
 @pass_app
 def cache_clear(app: App, deployment: str) -> None:
     """Forget what is cached for DEPLOYMENT (it is fetched again when needed).

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._app import App, confirm, conversation_name, deployment_id, pass_app, require_conversation, require_known, use_color
+from ._deployment_arg import complete
 
 if TYPE_CHECKING:
     from eventlog import Message
@@ -14,9 +15,8 @@ if TYPE_CHECKING:
 CONVERSATION_HELP = "A conversation besides the deployment's main one (main: the main one)."
 
 
-@click.group("chat-history", invoke_without_command=True)
-@click.pass_context
-def chat_history(ctx: click.Context) -> None:
+@click.group("chat-history")
+def chat_history() -> None:
     """Inspect, export, search and reset the saved conversations.
 
     \b
@@ -27,8 +27,6 @@ def chat_history(ctx: click.Context) -> None:
       bai deployment chat-history search "prime numbers"
       bai deployment chat-history clear my-llm
     """
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
 
 
 def _message_doc(m: Message, thoughts: dict[int, str] | None = None) -> dict[str, Any]:
@@ -56,7 +54,7 @@ def _stream(app: App, deployment: str, conversation: str | None) -> str:
 
 
 @chat_history.command("show")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", callback=deployment_id, shell_complete=complete)
 @click.option("-c", "--conversation", callback=conversation_name, metavar="NAME", help=CONVERSATION_HELP)
 @click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the newest N messages.")
 @click.option("--json", "as_json", is_flag=True,
@@ -137,7 +135,7 @@ def list_(app: App, as_json: bool) -> None:
 
 
 @chat_history.command("export")
-@click.argument("deployment", callback=deployment_id)
+@click.argument("deployment", callback=deployment_id, shell_complete=complete)
 @click.option("-c", "--conversation", callback=conversation_name, metavar="NAME", help=CONVERSATION_HELP)
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file (default: stdout).")
@@ -239,7 +237,7 @@ def search(app: App, text: str, only: str | None, as_json: bool) -> None:
 
 
 @chat_history.command("clear")
-@click.argument("deployment", required=False, callback=deployment_id)
+@click.argument("deployment", required=False, callback=deployment_id, shell_complete=complete)
 @click.option("-c", "--conversation", callback=conversation_name, metavar="NAME", help=CONVERSATION_HELP)
 @click.option("--all", "all_", is_flag=True, help="Clear every deployment's history, every conversation.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask first (it asks only on a terminal).")
@@ -279,7 +277,7 @@ def clear(app: App, deployment: str | None, conversation: str | None, all_: bool
 
 
 @chat_history.command("compact")
-@click.argument("deployment", required=False, callback=deployment_id)
+@click.argument("deployment", required=False, callback=deployment_id, shell_complete=complete)
 @pass_app
 def compact(app: App, deployment: str | None) -> None:
     """Rewrite the logs under their caps and rebuild history.json (maintenance; runs by itself

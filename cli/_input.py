@@ -60,6 +60,43 @@ def read_stdin(stream: IO[str] | Any, note: Note, *, line: bool = False) -> str:
         return scrub(text)
 
 
+def stdin_is_data(stream: IO[str] | Any) -> bool:
+    """Whether stdin is something to read along with a MESSAGE: a pipe or a regular file.
+
+    A terminal, a character device (/dev/null, a serial line), a socket or anything else is
+    never read unasked: under cron, a test runner, ssh or a service manager stdin can be open
+    and idle forever, and bai would wait for it. A pipe is read to its end (`cmd | bai ...`
+    waits for cmd, as it should); "-" reads stdin whatever it is."""
+    import os
+    import stat
+
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):  # no file under it (a test's StringIO)
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
+
+
+def read_token(stream: IO[str] | Any) -> str:
+    """`--token -`: asked for on a terminal (the prompt on stderr, nothing echoed), else the
+    first line of stdin. Bytes that are not UTF-8 are a usage error (see exact_arg)."""
+    if _isatty(stream):
+        token = click.prompt("Token", hide_input=True, err=True, default="", show_default=False)
+        return exact_arg(token.strip(), "--token")
+    replaced: list[str] = []
+    token = read_stdin(stream, replaced.append, line=True).strip()
+    if replaced:
+        raise click.UsageError("the token read from stdin is not valid UTF-8; nothing was changed")
+    return token
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class Seconds(click.ParamType):
     """A number of seconds: finite, more than 0, at most `maximum` (nan, inf and 1e308 are not
     durations; a socket timeout cannot hold them)."""

@@ -153,7 +153,7 @@ class Repl:
                 self.error("/limit takes a number of messages, e.g. /limit 6")
             else:
                 target.history_limit = int(arg)
-                self.note(f"replaying the last {target.history_limit} message(s) from now on")
+                self.note(limit_note(target.history_limit))
         elif name == "/model":
             if not arg:
                 self.error("/model takes a model name")
@@ -231,6 +231,13 @@ class Repl:
             click.echo(strip_controls(m.content))
         if not messages:
             self.note("no saved history")
+
+
+def limit_note(limit: int) -> str:
+    """What /limit K really replays: whole rounds, so an odd K rounds down (1: nothing)."""
+    whole = limit - limit % 2
+    said = f" ({limit} rounds down: history is replayed in whole rounds of 2)" if limit % 2 else ""
+    return f"replaying the last {whole} message(s){' (no history)' if not whole else ''} from now on{said}"
 
 
 def classify(text: str) -> tuple[str, str]:

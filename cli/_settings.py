@@ -37,7 +37,9 @@ SHARED_CACHE_KEYS = ("endpoint_url", "default_model", "last_synced_at")  # its D
 
 Warn = Callable[[str], None]
 OWN_CONFIG_KEYS = ("endpoint", "system", "history_limit", "history_cap", "history_max_bytes", "context_window",
-                   "deadline", "reasoning")
+                   "deadline", "reasoning", "token_env")
+DEFAULT_KEY = "default_deployment"  # bai/config.json's top level: the deployment `chat` uses when none is named
+TOKEN_ENV = "BAI_TOKEN"  # a token for one call, between --token and the settings
 OWN_CACHE_KEYS = ("endpoint", "max_model_len", "context_window", "window_checked_at")
 
 
@@ -54,6 +56,20 @@ class DeploymentConfig(msgspec.Struct, omit_defaults=True):
     context_window: int | None = None
     deadline: float | None = None  # seconds one request may take in all
     reasoning: str | None = None  # "show" | "hide" a reasoning model's thinking (unset: only on a terminal)
+    token_env: str | None = None  # the name of an environment variable holding the token (never the token)
+
+
+def token_of(config: DeploymentConfig, environ: Any, warn: Warn) -> str | None:
+    """The token a call sends when --token is not given: $BAI_TOKEN, else the variable the
+    settings name (token_env), else the stored token."""
+    if environ.get(TOKEN_ENV):
+        return environ[TOKEN_ENV]
+    if config.token_env:
+        if environ.get(config.token_env):
+            return environ[config.token_env]
+        warn(f"the token's variable {config.token_env} (token_env) is not set"
+             + ("; using the stored token" if config.token else "; sending no token"))
+    return config.token
 
 
 class CacheEntry(msgspec.Struct, omit_defaults=True):
@@ -135,7 +151,31 @@ class Settings:
         files = [self._file(n) for n in (CONFIG, CACHE, OWN_CONFIG, OWN_CACHE)]
         return any(deployment in f.deployments or f.damaged is not None or f.unreadable is not None for f in files)
 
+    def configured(self) -> list[str]:
+        """Every deployment with settings (in either config file), sorted."""
+        names = set(self._file(OWN_CONFIG).deployments) | set(self._file(CONFIG).deployments)
+        return sorted(n for n in names if is_valid_deployment_id(n))
+
+    def default_deployment(self) -> str | None:
+        """The deployment `chat` uses when none is named (bai/config.json), if set and valid."""
+        value = self._file(OWN_CONFIG).raw.get(DEFAULT_KEY)
+        return canonical_deployment_id(value) if is_valid_deployment_id(value) else None
+
     # -- writing ---------------------------------------------------------------------------
+
+    def set_default_deployment(self, deployment: str | None) -> None:
+        """Set (None: clear) the default deployment, in bai's own file: Backend.AI's config.json
+        accepts only its `deployments` map."""
+        with self.store.locked():
+            current = files.load(self.store, OWN_CONFIG, self.warn)
+            before = current.encode()
+            if deployment is None:
+                current.raw.pop(DEFAULT_KEY, None)
+            else:
+                current.raw[DEFAULT_KEY] = deployment
+            if current.encode() != before or current.damaged:
+                files.save(self.store, current)
+            self._files[OWN_CONFIG] = current
 
     def update_config(self, deployment: str, changes: dict[str, Any] | None) -> None:
         """Change settings (`changes` None: remove them all). Backend.AI's two keys of a UUID

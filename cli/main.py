@@ -18,6 +18,7 @@ import click
 from ._cmd_chat import chat
 from ._cmd_config import chat_cache, chat_config
 from ._cmd_history import chat_history
+from ._cmd_models import models
 from ._exitcodes import FAILED, INTERRUPTED, USAGE
 from ._signals import Terminated, terminating
 
@@ -55,6 +56,7 @@ deployment.add_command(chat)
 deployment.add_command(chat_config)
 deployment.add_command(chat_cache)
 deployment.add_command(chat_history)
+deployment.add_command(models)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,12 +68,24 @@ def run(argv: list[str] | None = None) -> int:
 
     if "_BAI_COMPLETE" in os.environ:  # click's shell-completion protocol lives in its main()
         bai.main(args=argv, prog_name="bai")
+    import _signal as signal
+
+    from . import _cursor
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler and _main_thread():
+        signal.signal(signal.SIGINT, _cursor.on_sigint)  # the same KeyboardInterrupt, knowing where ^C landed
     try:
         with terminating():
             return _run(argv)
     except Terminated as e:  # arrived after _run's handlers, while it returned: still one line
         _said(e)
         return e.exit_code
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _said(e: Terminated) -> None:
@@ -92,6 +106,9 @@ def _run(argv: list[str] | None) -> int:
         return result if isinstance(result, int) else 0
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.exceptions.NoArgsIsHelpError as e:  # `bai`, `bai deployment`, a group alone: its help
+        click.echo(e.ctx.get_help() if e.ctx else "")
+        return 0
     except click.UsageError as e:
         hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
         _error(f"{e.format_message()}{hint}")
@@ -103,8 +120,11 @@ def _run(argv: list[str] | None) -> int:
         _said(e)
         return e.exit_code
     except (KeyboardInterrupt, click.Abort) as e:
+        from ._cursor import newline_before_interrupted
+
         outcome = "the answer was saved" if getattr(e, "saved", False) else "nothing was saved"
-        click.echo(f"bai: interrupted; {outcome}", err=True)  # an answer in progress ended its line
+        # An answer in progress ended its line; a ^C the terminal echoed may still need one.
+        click.echo(f"{newline_before_interrupted()}bai: interrupted; {outcome}", err=True)
         return INTERRUPTED
     except BrokenPipeError:
         _quiet_broken_pipe()
@@ -113,6 +133,10 @@ def _run(argv: list[str] | None) -> int:
         known = _known_error(e)
         if known is not None:
             _error(str(e))
+            if os.environ.get("BAI_DEBUG"):  # after the one line, the details asked for
+                import traceback
+
+                traceback.print_exc()
             return known
         if os.environ.get("BAI_DEBUG"):  # the last line of defence: never a traceback for a user
             raise

@@ -28,7 +28,8 @@ def main() -> None:
     home = Path(os.environ.get("BAI_CHAT_HOME") or tempfile.mkdtemp(prefix="bai-demo-"))
     env = {**os.environ, "BAI_CHAT_HOME": str(home)}
     print(f"Starting llama-server (Gemma 3 270M, base model: it mostly echoes) on 127.0.0.1; store in {home}")
-    with start_llama_server() as server:
+    # The server's log folder goes when the demo ends (the conversation's store stays, said below).
+    with tempfile.TemporaryDirectory(prefix="bai-demo-server-") as logs, start_llama_server(log_dir=Path(logs)) as server:
         bai("deployment", "chat-config", "set", DEPLOYMENT, "--endpoint", server.root_url, env=env)
         bai("deployment", "chat", DEPLOYMENT, "My name is Ada and I like prime numbers.",
             "--max-tokens", "24", "--verbose", env=env)

@@ -49,7 +49,9 @@ __all__ = [
     "UnexpectedEventStream",
 ]
 
-TOKEN_HINT = "bai deployment chat-config set {deployment} --token T"
+# `--token -` asks for it (no echo) or reads it from a pipe: a token typed on the command line
+# would stay in the shell's history. BAI_TOKEN gives one for a single call.
+TOKEN_HINT = "bai deployment chat-config set {deployment} --token - (or BAI_TOKEN for one call)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,3 +196,16 @@ def test_new_and_switch_at_the_interactive_prompt(talked, server):
         child.close(force=True)
     doc = json.loads(bai("deployment", "chat-history", "show", U1, "-c", "ideas", "--json")[1])
     assert [m["content"] for m in doc["messages"]][0] == "first idea"
+
+
+def test_chat_config_clear_asks_first_on_a_terminal(home):
+    assert bai("deployment", "chat-config", "set", "d1", "--endpoint", "http://127.0.0.1:9", "--token", "t")[0] == 0
+    child = _spawn(home, "deployment", "chat-config", "clear", "d1")
+    child.expect(r"Remove every setting of d1, its token too\? \[y/N\]")
+    child.sendline("")  # Enter: the default is no
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert "http://127.0.0.1:9" in bai("deployment", "chat-config", "show", "d1")[1]
+    assert bai("deployment", "chat-config", "clear", "d1")[0] == 0  # not a terminal: no question
+    assert "http://127.0.0.1:9" not in bai("deployment", "chat-config", "show", "d1")[1]

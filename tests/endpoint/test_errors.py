@@ -76,9 +76,9 @@ def test_auth_errors_say_how_to_set_a_token(status: int) -> None:
     refused = http_error(URL, status, None, body, token_sent=True, deployment="dep-1")
     assert isinstance(refused, AuthenticationError)
     assert "the token was refused" in str(refused)
-    assert str(refused).endswith("set one with: bai deployment chat-config set dep-1 --token T")
+    assert str(refused).endswith("set one with: bai deployment chat-config set dep-1 --token - (or BAI_TOKEN for one call)")
     missing = http_error(URL, status, None, j({"detail": "Not authenticated"}))
-    assert "the endpoint wants a token" in str(missing) and "chat-config set ID --token T" in str(missing)
+    assert "the endpoint wants a token" in str(missing) and "chat-config set ID --token - (or BAI_TOKEN for one call)" in str(missing)
 
 
 def test_retry_notes_and_redirects() -> None:

@@ -87,7 +87,7 @@ def test_invalid_base_url(base: str) -> None:
 def test_invalid_token_is_refused_without_showing_it() -> None:
     with pytest.raises(InvalidToken) as caught:
         EndpointClient("http://127.0.0.1:1", token="abc\ndef", deployment="d1")
-    assert "abc" not in str(caught.value) and "chat-config set d1 --token T" in str(caught.value)
+    assert "abc" not in str(caught.value) and "chat-config set d1 --token - (or BAI_TOKEN for one call)" in str(caught.value)
 
 
 def test_models_with_max_model_len(server: ScriptedServer, make_client: Any) -> None:
@@ -118,7 +118,7 @@ def test_token_never_appears_even_when_echoed(server: ScriptedServer, make_clien
     with pytest.raises(AuthenticationError) as auth:
         client.chat(PAYLOAD)
     assert token not in str(auth.value) and "Invalid key ***" in str(auth.value)
-    assert "bai deployment chat-config set dep-9 --token T" in str(auth.value)
+    assert "bai deployment chat-config set dep-9 --token - (or BAI_TOKEN for one call)" in str(auth.value)
     with pytest.raises(HTTPStatusError) as crash:
         client.chat(PAYLOAD)
     assert token not in str(crash.value) and "crash with ***" in str(crash.value)
