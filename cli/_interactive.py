@@ -29,7 +29,8 @@ starts with / is written //. Commands:
                    alone: list the conversations
   /clear           forget this conversation (asks first)
   /system TEXT     system prompt for the rest of this session (/system alone: none)
-  /limit K         replay the last K messages as context from now on
+  /limit K         replay the last K messages as context from now on (whole rounds: an odd K
+                   rounds down)
   /model M         ask for model M from now on
   /help            this text
   /exit            leave (or Ctrl-D); Ctrl-C stops an answer in progress"""
