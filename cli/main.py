@@ -68,7 +68,7 @@ def run(argv: list[str] | None = None) -> int:
 
     if "_BAI_COMPLETE" in os.environ:  # click's shell-completion protocol lives in its main()
         bai.main(args=argv, prog_name="bai")
-    import _signal as signal
+    import _signal as signal  # as in _signals: without the enums `signal` builds on import
 
     from . import _cursor
 
