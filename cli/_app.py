@@ -101,7 +101,8 @@ def confirm(question: str, yes: bool) -> None:
 def require_known(app: App, deployment: str) -> None:
     """A deployment nothing is saved or set for is most likely a typo: one line, exit 1."""
     store = app.store
-    if app.settings.known(deployment) or store.conversations(deployment) or store.paths.log(deployment).exists() \
+    # cheapest first: the log (one stat) is there for nearly every deployment asked about
+    if store.paths.log(deployment).exists() or store.conversations(deployment) or app.settings.known(deployment) \
             or store.rounds(deployment):
         return
     raise click.ClickException(f"no deployment {deployment}: nothing is saved or set for it "
