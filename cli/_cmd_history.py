@@ -141,7 +141,8 @@ def list_(app: App, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to this file (default: stdout).")
 @pass_app
 def export(app: App, deployment: str, conversation: str | None, fmt: str, output: str | None) -> None:
-    """Write DEPLOYMENT's saved conversation as Markdown or JSON, oldest first, as it was saved.
+    """Write DEPLOYMENT's saved conversation as Markdown or JSON, oldest first (terminal control
+    sequences from the server removed; JSON escapes them).
 
     \b
     Example:
@@ -150,28 +151,22 @@ def export(app: App, deployment: str, conversation: str | None, fmt: str, output
     """
     import msgspec
 
-    messages = app.store.history(_stream(app, deployment, conversation))
-    if fmt == "json":
-        text = msgspec.json.format(msgspec.json.encode(_conversation_doc(deployment, conversation, messages)),
-                                   indent=2).decode() + "\n"
-    else:
-        text = as_markdown(deployment, conversation, messages)
-    if output is None:
-        from .endpoint._text import json_for_terminal, strip_controls
+    from .endpoint._text import json_for_terminal, strip_controls
 
-        # A terminal gets no control sequences; a pipe or a file gets the text as saved.
-        shown = text if not _stdout_is_terminal() else (json_for_terminal(text) if fmt == "json" else strip_controls(text))
-        click.echo(shown, nl=False)
+    messages = app.store.history(_stream(app, deployment, conversation))
+    # Without terminal control sequences, as everything bai prints from a server: `cat chat.md`
+    # must not let a saved answer retitle the terminal or write the clipboard (JSON escapes them).
+    if fmt == "json":
+        text = json_for_terminal(msgspec.json.format(
+            msgspec.json.encode(_conversation_doc(deployment, conversation, messages)), indent=2).decode()) + "\n"
+    else:
+        text = strip_controls(as_markdown(deployment, conversation, messages))
+    if output is None:
+        click.echo(text, nl=False)
         return
     with click.open_file(output, "w", encoding="utf-8", atomic=True) as f:
         f.write(text)
     click.echo(f"Wrote {len(messages)} message(s) to {click.format_filename(output)}.", err=True)
-
-
-def _stdout_is_terminal() -> bool:
-    import sys
-
-    return sys.stdout.isatty()
 
 
 def as_markdown(deployment: str, conversation: str | None, messages: list[Message]) -> str:
@@ -219,9 +214,11 @@ def search(app: App, text: str, only: str | None, as_json: bool) -> None:
             if at >= 0:
                 found.append((row, m, at))
     if as_json:
+        from .endpoint._text import json_for_terminal  # saved text from servers: escapes for control sequences
+
         doc = [{"deployment": r.deployment_id, "conversation": r.conversation or "main", **_message_doc(m)}
                for r, m, _ in found]
-        click.echo(msgspec.json.format(msgspec.json.encode(doc), indent=2))
+        click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()))
         return
     if not found:
         click.echo(f"Nothing saved holds {text!r}.", err=True)

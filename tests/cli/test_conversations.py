@@ -209,3 +209,19 @@ def test_chat_config_clear_asks_first_on_a_terminal(home):
     assert "http://127.0.0.1:9" in bai("deployment", "chat-config", "show", "d1")[1]
     assert bai("deployment", "chat-config", "clear", "d1")[0] == 0  # not a terminal: no question
     assert "http://127.0.0.1:9" not in bai("deployment", "chat-config", "show", "d1")[1]
+
+
+def test_export_and_search_never_pass_on_a_servers_control_sequences(home, tmp_path):
+    from eventlog import Store
+
+    hostile = "title\x1b]0;owned\x07 and \x9b31mred\x1b[0m done"
+    Store(home, warn=lambda m: None).record_round("d1", "find me", hostile, model="m\x1b]52;c;eA==\x07")
+    for args in (["export", "d1"], ["export", "d1", "--format", "json"], ["search", "done"],
+                 ["search", "red", "--json"], ["show", "d1"], ["show", "d1", "--json"]):
+        code, out, _ = bai("deployment", "chat-history", *args)
+        assert code == 0 and "\x1b" not in out and "\x9b" not in out and "\x07" not in out, (args, out)
+    doc = json.loads(bai("deployment", "chat-history", "export", "d1", "--format", "json")[1])
+    assert doc["messages"][1]["content"] == hostile  # JSON escapes them: the text itself is whole
+    target = tmp_path / "chat.md"
+    assert bai("deployment", "chat-history", "export", "d1", "-o", str(target))[0] == 0
+    assert "\x1b" not in target.read_text() and "red" in target.read_text()
