@@ -241,8 +241,8 @@ class WriterSession:
     def clear(self, s: _Stream) -> int:
         """Tombstone, then compaction: the clear is committed once the tombstone is durable."""
         removed = 2 * len(self.visible(s))
-        forget(self.paths, s.deployment)  # kept copies of damaged files may hold its text
         if s.state.last_seq == 0 and s.end == 0:
+            self._forget_copies(s.deployment)
             return 0  # nothing was ever recorded
         self._removed(s.deployment, s.state.rounds)
         tombstone = ClearEvent(v=CURRENT_VERSION, seq=s.state.last_seq + 1, deployment=s.deployment, ts=now_iso())
@@ -257,7 +257,15 @@ class WriterSession:
                 self._remove_log(s)  # a named conversation ends with its clear (it is not Backend.AI's)
         except StoreWriteError as e:
             self.warn(f"{s.deployment} is cleared, but its log could not be compacted yet: {e}")
+        self._forget_copies(s.deployment)
         return removed
+
+    def _forget_copies(self, deployment: str) -> None:
+        """Kept copies of damaged files may hold the cleared text: they go too (see _keep)."""
+        try:
+            forget(self.paths, deployment)
+        except StoreWriteError as e:
+            self.warn(f"{deployment} is cleared, but a kept copy that may hold its text could not be removed: {e}")
 
     def _remove_log(self, s: _Stream) -> None:
         """Remove a cleared stream's log (holding only its tombstone's base): a conversation of
