@@ -7,6 +7,7 @@ from typing import Callable, Union
 
 import msgspec
 
+from ._ids import split_stream_id
 from ._events import BaseEvent, RoundEvent, encode_line
 from ._projection import projected_size
 
@@ -34,7 +35,7 @@ _BASE_ALLOWANCE = len(encode_line(BaseEvent(v=1, seq=10**18, deployment="x" * (1
 
 def caps_for(policy: CapsPolicy, stream: str) -> Caps:
     """The caps of a stream: its deployment's (each conversation is capped like its deployment)."""
-    return policy if isinstance(policy, Caps) else policy(stream.partition("~")[0])
+    return policy if isinstance(policy, Caps) else policy(split_stream_id(stream)[0])
 
 
 # How much larger a round is in history.json than as a log line, at most: role keys, `seq` twice

@@ -59,7 +59,7 @@ class RefreshPolicy:
             return True
         if self._ours is not None and time.monotonic() - self._ours[0] < self.share * self._ours[1]:
             return False
-        return stamp.identity[1] <= self.budget_bytes or stamp.due(self.share)
+        return stamp.size <= self.budget_bytes or stamp.due(self.share)
 
     def refreshed(self, seconds: float) -> None:
         self._ours = (time.monotonic(), seconds)
@@ -71,6 +71,10 @@ class Stamp(msgspec.Struct, frozen=True):
     identity: tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
     refreshed_at: float  # time.time() when that refresh ended
     refresh_seconds: float  # how long it took
+
+    @property
+    def size(self) -> int:
+        return self.identity[1]
 
     @property
     def mtime_ns(self) -> int:
@@ -137,16 +141,17 @@ StateOf = Callable[[str], "StreamState | None"]  # None: the log cannot be read;
 CapsOf = Callable[[str], Caps]
 
 
-def refresh(paths: StorePaths, state_of: StateOf, caps_of: CapsOf, *, touched: set[str], full: bool) -> float:
+def refresh(paths: StorePaths, state_of: StateOf, caps_of: CapsOf, *, stamp: Stamp | None, touched: set[str],
+            full: bool) -> float:
     """Rewrite history.json from the logs: every UUID deployment's visible rounds within its caps.
 
     Incremental unless `full`: when history.json is still bai's own, entries of deployments
     whose logs have not changed since (by mtime; a tie counts as changed) are copied as they
     are. Order: history.json, then exported.json, then the stamp; a crash between them makes
     the next writer see a foreign file, whose rounds it already holds: nothing changes.
-    Returns how long it took. Raises OSError."""
+    `stamp`: the stamp as the session read it when it took the lock. Returns how long it took.
+    Raises OSError."""
     started = time.monotonic()
-    stamp = read_stamp(paths)
     record = read_record(paths)
     current = None if full else _own_outline(paths, stamp)
     deployments = [d for d in paths.logged_deployments() if is_uuid(d)]
@@ -186,7 +191,6 @@ def refresh(paths: StorePaths, state_of: StateOf, caps_of: CapsOf, *, touched: s
     for d, previous in record.deployments.items():  # logs gone, or not in history.json: remember what was removed
         if d not in exported and (retired := retire(previous, [])):
             exported[d] = Exported(previous.last_seq, [], retired, 0.0)
-    ensure_private_dir(paths.own)
     atomic_write(paths.shared_history, encode_projection(Projection(entries, PROJECTION_VERSION, last_seq)))
     atomic_write(paths.exported, _encoder.encode(ExportRecord(deployments=exported)))
     written = identity(paths.shared_history)

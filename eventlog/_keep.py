@@ -89,5 +89,4 @@ def _names(path: str, deployment: str) -> bool:
             data = f.read()
     except OSError:
         return True  # cannot tell: a clear errs on the side of forgetting
-    needle = deployment.encode()
-    return needle in data or needle.lower() in data.lower()
+    return deployment.lower().encode() in data.lower()

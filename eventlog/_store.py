@@ -30,7 +30,8 @@ from ._lock import WriterLock
 from ._projection import Message, messages_of_round, projected_size
 from ._reader import DamagedSharedHistory, SharedHistory, describe_damage, merged_state, read_shared_history, read_stream
 from ._export import SHARE, RefreshPolicy
-from ._writer import FULL, WriterSession, open_root
+from ._root import open_root
+from ._writer import FULL, WriterSession
 
 
 PROBE_WAIT = 3.0  # check_writable: how long a busy lock is waited for before nothing is sent
@@ -211,9 +212,9 @@ class Store:
             )
 
         with self._writing(lock_timeout, on_wait, on_locked) as w:
-            if not os.path.lexists(self.paths.log(deployment)):
-                self._check_room_for(deployment)
             s = w.stream(deployment)
+            if s.data is None:  # no log yet: a new conversation must have room
+                self._check_room_for(deployment)
             before = len(w.visible(s))
             appended = w.append_round(s, make)
         if appended is None:
