@@ -17,6 +17,7 @@ from pathlib import Path
 from ._errors import StoreWriteError
 from ._files import StorePaths
 from ._fsio import atomic_write, ensure_private_dir
+from ._ids import canonical_deployment_id, is_valid_deployment_id
 
 KEEP_COUNT = 5
 KEEP_DAYS = 30
@@ -72,7 +73,7 @@ def forget(paths: StorePaths, deployment: str | None) -> None:
         if name in CHAT_COPIES:
             doomed = deployment is None or _names(e.path, deployment)
         else:
-            doomed = name.endswith(".jsonl") and (deployment is None or name == f"{deployment}.jsonl")
+            doomed = name.endswith(".jsonl") and (deployment is None or _log_of(name) == deployment)
         if doomed:
             try:
                 os.unlink(e.path)
@@ -80,6 +81,13 @@ def forget(paths: StorePaths, deployment: str | None) -> None:
                 pass
             except OSError as err:
                 raise StoreWriteError(f"a kept copy ({e.name})", err) from err
+
+
+def _log_of(name: str) -> str:
+    """The stream a kept log copy is of: bai 0.1's copies keep the id as it was spelled
+    (an upper-case UUID, `urn:uuid:`), so the id is brought to its canonical form."""
+    base = name[: -len(".jsonl")]
+    return canonical_deployment_id(base) if is_valid_deployment_id(base) else base
 
 
 def _names(path: str, deployment: str) -> bool:

@@ -391,3 +391,14 @@ def test_a_clear_forgets_the_kept_copies_that_may_hold_its_text(root):
     assert lookalike.exists()
     store.clear_all()
     assert not lookalike.exists() and not other.exists() and settings.exists()
+
+
+def test_a_clear_forgets_kept_copies_of_its_log_under_another_spelling_of_its_id(root):
+    """bai 0.1 kept copies under the id as it was spelled; they are moved as they are."""
+    from eventlog._keep import keep_aside
+
+    store = Store(root, warn=lambda m: None)
+    store.record_round(D1, "q1", "a1")
+    legacy = keep_aside(store.paths, f"{D1.upper()}.jsonl", b"D1 text, spelled in upper case")
+    store.clear(D1)
+    assert not legacy.exists()
