@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import click
 
@@ -21,6 +21,20 @@ def use_color() -> bool | None:
 
 def warn(message: str) -> None:
     click.secho(f"bai: warning: {message}", err=True, fg="yellow", color=use_color())
+
+
+def note(text: str) -> None:
+    click.echo(f"bai: {text}", err=True)
+
+
+def json_text(doc: object) -> str:
+    """`doc` as indented JSON, safe on a terminal: what came from a server may hold control
+    characters, and JSON escapes them (the C1 ones too, see endpoint._text)."""
+    import msgspec
+
+    from .endpoint._text import json_for_terminal
+
+    return json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode())
 
 
 class App:
@@ -87,14 +101,15 @@ def conversation_name(ctx: click.Context, param: click.Parameter, value: str | N
         raise click.BadParameter(str(e)) from None
 
 
-def confirm(question: str, yes: bool) -> None:
+def confirm(question: str | Callable[[], str], yes: bool) -> None:
     """Ask before destroying saved history, on a terminal only (scripts and pipes are not
-    asked: they would hang or read their input as the answer); `yes` skips it. A no is exit 1."""
+    asked: they would hang or read their input as the answer); `yes` skips it. A no is exit 1.
+    A question that costs something to word may be given as a function."""
     import sys
 
     if yes or not (sys.stdin.isatty() and sys.stderr.isatty()):
         return
-    if not click.confirm(question, default=False, err=True):
+    if not click.confirm(question if isinstance(question, str) else question(), default=False, err=True):
         raise click.ClickException("cancelled: nothing was changed")
 
 

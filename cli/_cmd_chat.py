@@ -6,14 +6,15 @@ import sys
 
 import click
 
-from ._app import App, conversation_name, pass_app
+from . import _cursor
+from ._app import App, conversation_name, note, pass_app
 from ._deployment_arg import complete
 from ._input import Seconds, clean_arg, exact_arg
 
 
 def _text(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A text option with bytes that are not UTF-8 replaced, and a note (see _input)."""
-    return None if value is None else clean_arg(value, f"--{param.name}", _note)
+    return None if value is None else clean_arg(value, f"--{param.name}", note)
 
 
 def _exact(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -26,7 +27,7 @@ def _params(ctx: click.Context, param: click.Parameter, value: str | None) -> di
         return {}
     import msgspec
 
-    value = clean_arg(value, "--params", _note)
+    value = clean_arg(value, "--params", note)
     try:
         doc = msgspec.json.decode(value)
     except msgspec.DecodeError as e:
@@ -114,19 +115,13 @@ def chat(app: App, deployment: str | None, message: tuple[str, ...], **opts: obj
             req = ChatRequest(deployment, verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
             with ChatSession(app, req) as session:
                 return Repl(session).run(" ".join(message) if message else None)
-        req = ChatRequest(deployment, read_message(message, note=_note), verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
-        return run_chat(app, req, write=_write_stdout, note=_note)
+        req = ChatRequest(deployment, read_message(message, note=note), verify=not opts.pop("insecure"), **opts)  # type: ignore[arg-type]
+        return run_chat(app, req, write=_write_stdout, note=note)
     except ChatUsageError as e:
         raise click.UsageError(str(e)) from None
 
 
-def _write_stdout(text: str) -> None:
-    from . import _cursor
-
+def _write_stdout(text: str) -> None:  # per streamed piece: nothing imported here
     _cursor.wrote(text)
     sys.stdout.write(text)
     sys.stdout.flush()
-
-
-def _note(text: str) -> None:
-    click.echo(f"bai: {text}", err=True)

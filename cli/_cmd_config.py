@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._app import App, deployment_id, pass_app
+from ._app import App, deployment_id, json_text, note, pass_app
 from ._cmd_chat import deadline_seconds
 from ._deployment_arg import complete
 
@@ -79,7 +79,7 @@ def set_(app: App, deployment: str, **values: object) -> None:
         values["token"] = read_token(sys.stdin)
     if isinstance(values.get("token"), str):
         exact_arg(values["token"], "--token")  # type: ignore[arg-type]
-    values = {k: clean_arg(v, f"--{k.replace('_', '-')}", _note) if isinstance(v, str) else v for k, v in values.items()}
+    values = {k: clean_arg(v, f"--{k.replace('_', '-')}", note) if isinstance(v, str) else v for k, v in values.items()}
     changes = {k: (None if v == "" else v) for k, v in values.items() if v is not None}
     if not changes:
         raise click.UsageError("nothing to set: give at least one option")
@@ -293,19 +293,12 @@ def cache_clear(app: App, deployment: str) -> None:
     click.echo(f"Cleared the cache of {deployment}.", err=True)
 
 
-def _note(text: str) -> None:
-    click.echo(f"bai: {text}", err=True)
-
-
 def _print_entry(deployment: str, entry: dict, as_json: bool, *, unset: str) -> None:
     """One deployment's settings or cache entry: JSON, or aligned `key value` lines."""
-    import msgspec
-
-    from .endpoint._text import json_for_terminal, strip_controls  # values learned from a server are shown too
+    from .endpoint._text import strip_controls  # values learned from a server are shown too
 
     if as_json:
-        click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode({"deployment": deployment, **entry}),
-                                                         indent=2).decode()))
+        click.echo(json_text({"deployment": deployment, **entry}))
         return
 
     width = max(map(len, entry)) + 1

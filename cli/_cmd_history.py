@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._app import App, confirm, conversation_name, deployment_id, pass_app, require_conversation, require_known, use_color
+from ._app import (
+    App, confirm, conversation_name, deployment_id, json_text, pass_app, require_conversation, require_known, use_color,
+)
 from ._deployment_arg import complete
 
 if TYPE_CHECKING:
@@ -70,20 +72,20 @@ def show(app: App, deployment: str, conversation: str | None, limit: int | None,
       bai deployment chat-history show my-llm --json | jq '.messages[-1].content'
       bai deployment chat-history show my-llm --conversation work
     """
-    import msgspec
-
     # Saved as the server sent it; shown without terminal control sequences (JSON escapes them).
-    from .endpoint._text import json_for_terminal, strip_controls
+    from .endpoint._text import strip_controls
 
-    stream = _stream(app, deployment, conversation)
-    messages = app.store.history(stream)
+    from eventlog._projection import messages_of_round
+
+    rounds = app.store.rounds(_stream(app, deployment, conversation))
+    messages = [m for r in rounds for m in messages_of_round(r)]  # as Store.history, from the one read
     if limit is not None:
         messages = messages[max(len(messages) - limit, 0) :] if limit else []
-    # history.json (and so `history`) has no reasoning: it is in bai's log only, by round
-    thoughts = {r.seq: r.reasoning for r in app.store.rounds(stream) if r.reasoning} if reasoning or as_json else {}
+    # the messages (history.json's shape) carry no reasoning: it is in bai's log only, by round
+    thoughts = {r.seq: r.reasoning for r in rounds if r.reasoning} if reasoning or as_json else {}
     if as_json:
         doc = _conversation_doc(deployment, conversation, messages, thoughts)
-        click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()))
+        click.echo(json_text(doc))
         return
     if not messages:
         click.echo(f"No saved history for {deployment}" + (f", conversation {conversation}." if conversation else "."), err=True)
@@ -115,13 +117,12 @@ def list_(app: App, as_json: bool) -> None:
     Example:
       bai deployment chat-history list --json
     """
-    import msgspec
 
     rows = app.store.deployments()
     if as_json:
         doc = [{"deployment": r.deployment_id, "conversation": r.conversation or "main", "messages": r.messages,
                 "bytes": r.bytes, "first_at": r.first_at, "last_at": r.last_at} for r in rows]
-        click.echo(msgspec.json.format(msgspec.json.encode(doc), indent=2))
+        click.echo(json_text(doc))
         return
     if not rows:
         click.echo("No saved history.", err=True)
@@ -149,16 +150,14 @@ def export(app: App, deployment: str, conversation: str | None, fmt: str, output
       bai deployment chat-history export my-llm > chat.md
       bai deployment chat-history export my-llm --conversation work --format json -o work.json
     """
-    import msgspec
 
-    from .endpoint._text import json_for_terminal, strip_controls
+    from .endpoint._text import strip_controls
 
     messages = app.store.history(_stream(app, deployment, conversation))
     # Without terminal control sequences, as everything bai prints from a server: `cat chat.md`
     # must not let a saved answer retitle the terminal or write the clipboard (JSON escapes them).
     if fmt == "json":
-        text = json_for_terminal(msgspec.json.format(
-            msgspec.json.encode(_conversation_doc(deployment, conversation, messages)), indent=2).decode()) + "\n"
+        text = json_text(_conversation_doc(deployment, conversation, messages)) + "\n"
     else:
         text = strip_controls(as_markdown(deployment, conversation, messages))
     if output is None:
@@ -191,9 +190,9 @@ def search(app: App, text: str, only: str | None, as_json: bool) -> None:
     Example:
       bai deployment chat-history search "capital of France"
     """
-    import msgspec
 
-    from eventlog import StoreError
+    from eventlog import split_stream_id
+    from eventlog._projection import messages_of_round
 
     from .endpoint._text import one_line
 
@@ -201,31 +200,24 @@ def search(app: App, text: str, only: str | None, as_json: bool) -> None:
     if not needle.strip():
         raise click.UsageError("TEXT is empty")
     found = []
-    for row in app.store.deployments():
-        if only is not None and row.deployment_id != only:
+    for stream, rounds in app.store.every_history():  # a damaged slot is left out with a warning
+        deployment, conversation = split_stream_id(stream)
+        if only is not None and deployment != only:
             continue
-        try:
-            messages = app.store.history(row.deployment)
-        except StoreError as e:
-            app.warn_once(f"{row.deployment} is not searched: {e}")
-            continue
-        for m in messages:
+        for m in (m for r in rounds for m in messages_of_round(r)):
             at = m.content.casefold().find(needle)
             if at >= 0:
-                found.append((row, m, at))
+                found.append((deployment, conversation, m, at))
     if as_json:
-        from .endpoint._text import json_for_terminal  # saved text from servers: escapes for control sequences
-
-        doc = [{"deployment": r.deployment_id, "conversation": r.conversation or "main", **_message_doc(m)}
-               for r, m, _ in found]
-        click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()))
+        doc = [{"deployment": d, "conversation": c or "main", **_message_doc(m)} for d, c, m, _ in found]
+        click.echo(json_text(doc))
         return
     if not found:
         click.echo(f"Nothing saved holds {text!r}.", err=True)
         raise click.exceptions.Exit(1)  # as grep: found nothing
     color = use_color()
-    for r, m, at in found:
-        where = r.deployment_id + (f" · {r.conversation}" if r.conversation else "")
+    for d, c, m, at in found:
+        where = d + (f" · {c}" if c else "")
         who = "you" if m.role == "user" else (m.model or "assistant")
         start = max(at - 40, 0)
         snippet = ("…" if start else "") + m.content[start : at + len(text) + 60] + ("…" if at + len(text) + 60 < len(m.content) else "")
@@ -255,8 +247,11 @@ def clear(app: App, deployment: str | None, conversation: str | None, all_: bool
         raise click.UsageError("give a DEPLOYMENT (and maybe --conversation) or --all")
     store = app.store
     if all_:
-        rows = store.deployments()
-        confirm(f"Forget every saved conversation ({sum(r.messages for r in rows)} message(s) in {len(rows)})?", yes)
+        def question() -> str:  # counted only when it is asked
+            rows = store.deployments()
+            return f"Forget every saved conversation ({sum(r.messages for r in rows)} message(s) in {len(rows)})?"
+
+        confirm(question, yes)
         removed = store.clear_all()
         forget_typed(store.paths, None)
         click.echo(f"Cleared all deployments: {removed} message(s) removed.", err=True)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ._app import App, pass_app
+from ._app import App, json_text, pass_app
 from ._deployment_arg import complete
 
 
@@ -32,7 +32,7 @@ def models(app: App, deployment: str | None, as_json: bool, endpoint: str | None
     from . import _deployment_arg
     from ._chat import ChatRequest, ChatSession, ChatUsageError
     from ._input import exact_arg, read_token
-    from .endpoint._text import json_for_terminal, strip_controls
+    from .endpoint._text import strip_controls
 
     if deployment is None:
         deployment, _ = _deployment_arg.pick(app, None, ())  # the default (no words to mistake for a message)
@@ -52,7 +52,7 @@ def models(app: App, deployment: str | None, as_json: bool, endpoint: str | None
         raise click.UsageError(str(e)) from None
     if as_json:
         doc = {"deployment": deployment, "endpoint": where, "models": msgspec.to_builtins(listed.data)}
-        click.echo(json_for_terminal(msgspec.json.format(msgspec.json.encode(doc), indent=2).decode()))
+        click.echo(json_text(doc))
         return
     if not listed.data:
         click.echo(f"{where} lists no models.", err=True)

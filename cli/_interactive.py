@@ -17,6 +17,7 @@ from ._app import use_color
 from ._chat import ChatSession, ChatUsageError
 from ._input import clean_arg
 from ._input_history import load_input_history
+from ._signals import outcome
 
 HELP = """\
 Type a message and press Enter. A paste of several lines is one message; end a line with \\
@@ -102,7 +103,7 @@ class Repl:
         try:
             self.session.turn(text, self.out, self.note)
         except KeyboardInterrupt as e:
-            self.note("interrupted; " + ("the answer was saved" if getattr(e, "saved", False) else "nothing was saved"))
+            self.note(f"interrupted; {outcome(getattr(e, 'saved', False))}")
         except recoverable as e:
             self.error(str(e))
 
@@ -133,7 +134,7 @@ class Repl:
     def _command(self, text: str) -> str | None:
         name, _, arg = text.partition(" ")
         arg = arg.strip()
-        session, target = self.session, self.session.target
+        target = self.session.target
         if name in ("/exit", "/quit"):
             return "exit"
         if name == "/help":

@@ -49,14 +49,19 @@ def _handled(*signals: int) -> list[int]:
     return [s for s in signals if signal.getsignal(s) is not signal.SIG_IGN]
 
 
-def _main_thread() -> bool:
+def outcome(saved: object) -> str:
+    """How an interrupted turn ended, for the line that says so."""
+    return "the answer was saved" if saved else "nothing was saved"
+
+
+def on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
 @contextmanager
 def terminating() -> Iterator[None]:
     """SIGTERM and SIGHUP raise Terminated while inside (the previous handlers are restored)."""
-    if not _main_thread():
+    if not on_main_thread():
         yield
         return
     previous = {s: signal.signal(s, _raise) for s in _handled(signal.SIGTERM, signal.SIGHUP)}
@@ -71,7 +76,7 @@ def terminating() -> Iterator[None]:
 def saving() -> Iterator[Callable[[], None]]:
     """Yields `hold`: once it is called (when the store has its lock), SIGINT, SIGTERM and
     SIGHUP are held until the block ends; then the first that came takes effect."""
-    if not _main_thread():
+    if not on_main_thread():
         yield lambda: None
         return
     pending: list[int] = []

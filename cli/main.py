@@ -20,7 +20,7 @@ from ._cmd_config import chat_cache, chat_config
 from ._cmd_history import chat_history
 from ._cmd_models import models
 from ._exitcodes import FAILED, INTERRUPTED, USAGE
-from ._signals import Terminated, terminating
+from ._signals import NAMES, Terminated, on_main_thread, outcome, terminating
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -72,7 +72,7 @@ def run(argv: list[str] | None = None) -> int:
 
     from . import _cursor
 
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler and _main_thread():
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler and on_main_thread():
         signal.signal(signal.SIGINT, _cursor.on_sigint)  # the same KeyboardInterrupt, knowing where ^C landed
     try:
         with terminating():
@@ -82,18 +82,9 @@ def run(argv: list[str] | None = None) -> int:
         return e.exit_code
 
 
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
 def _said(e: Terminated) -> None:
-    from ._signals import NAMES
-
-    outcome = "the answer was saved" if e.saved else "nothing was saved"
     try:
-        click.echo(f"bai: {NAMES.get(e.signum, f'signal {e.signum}')}; {outcome}", err=True)
+        click.echo(f"bai: {NAMES.get(e.signum, f'signal {e.signum}')}; {outcome(e.saved)}", err=True)
     except (OSError, ValueError):
         pass  # the terminal is gone (SIGHUP): the exit code says it
 
@@ -122,9 +113,8 @@ def _run(argv: list[str] | None) -> int:
     except (KeyboardInterrupt, click.Abort) as e:
         from ._cursor import newline_before_interrupted
 
-        outcome = "the answer was saved" if getattr(e, "saved", False) else "nothing was saved"
         # An answer in progress ended its line; a ^C the terminal echoed may still need one.
-        click.echo(f"{newline_before_interrupted()}bai: interrupted; {outcome}", err=True)
+        click.echo(f"{newline_before_interrupted()}bai: interrupted; {outcome(getattr(e, 'saved', False))}", err=True)
         return INTERRUPTED
     except BrokenPipeError:
         _quiet_broken_pipe()

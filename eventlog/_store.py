@@ -312,7 +312,19 @@ class Store:
         return as_messages(self.recent_rounds(deployment, limit))
 
     def deployments(self) -> list[DeploymentSummary]:
-        """Every deployment with history: message count, bytes on disk, first and last time."""
+        """Every conversation with history: message count, bytes on disk, first and last time."""
+        out = []
+        for d, rounds in self.every_history():
+            try:
+                size = self.paths.log(d).stat().st_size
+            except FileNotFoundError:
+                size = sum(projected_size(r) for r in rounds)
+            out.append(DeploymentSummary(d, 2 * len(rounds), size, rounds[0].user_at or rounds[0].ts, rounds[-1].ts))
+        return out
+
+    def every_history(self) -> list[tuple[str, list[RoundEvent]]]:
+        """(stream id, visible rounds) of every conversation with history, by stream id. One
+        whose slot is damaged is left out, with a warning."""
         shared = self._shared_history()
         names = set(self.paths.logged_deployments())
         if shared is not None:
@@ -324,11 +336,6 @@ class Store:
             except StoreError as e:  # one deployment's damaged slot hides only that deployment
                 self._warn_once(f"{d} is not listed: {e}")
                 continue
-            if not rounds:
-                continue
-            try:
-                size = self.paths.log(d).stat().st_size
-            except FileNotFoundError:
-                size = sum(projected_size(r) for r in rounds)
-            out.append(DeploymentSummary(d, 2 * len(rounds), size, rounds[0].user_at or rounds[0].ts, rounds[-1].ts))
+            if rounds:
+                out.append((d, rounds))
         return out

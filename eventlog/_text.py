@@ -9,7 +9,7 @@ over one. The store saves each as U+FFFD (the replacement character), as a UTF-8
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import TypeVar
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 T = TypeVar("T")
