@@ -10,7 +10,6 @@ nothing (they propagate as exceptions; main maps them to exit codes).
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from . import _settings as settings
 from ._app import App
 from ._context_window import fit_rounds, shrink_after_refusal
 from ._exitcodes import NO_TEXT, NOT_SAVED, OK
+from ._turn_notes import cut_by, describe_turn, tokens_per_second
 from ._input import clean_arg, read_stdin, stdin_is_data
 from ._reasoning import ReasoningView, saved_form, wanted
 from ._signals import saving
@@ -175,7 +175,7 @@ class ChatSession:
     def _model_after_not_found(self, error: APIError, model: str, note: Write) -> str | None:
         """After "model not found" for a model that came from the cache (not --model or the
         settings): the server's first model now, asked for once; None when that does not apply."""
-        if not self._model_cached or self._printed or not names_missing_model(error, model):
+        if not self._model_cached or self._printed or not error.is_model_not_found:
             return None
         self._model_cached = False  # once
         first = self._first_model()
@@ -348,70 +348,6 @@ def run_chat(app: App, req: ChatRequest, write: Write, note: Write) -> int:
     """A one-shot call: a session of one turn."""
     with ChatSession(app, req) as session:
         return session.turn(req.message, write, note)
-
-
-def cut_by(req: ChatRequest, usage: dict[str, Any] | None, window: int | None) -> str:
-    """What cut an answer short (finish_reason "length"), from the numbers bai has."""
-    def number(value: Any) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    prompt = number((usage or {}).get("prompt_tokens"))
-    completion = number((usage or {}).get("completion_tokens"))
-    params = number(req.params.get("max_tokens")) or number(req.params.get("max_completion_tokens"))
-    asked, where = (req.max_tokens, "--max-tokens") if req.max_tokens is not None else (params, "--params max_tokens")
-    if asked is not None and (completion is None or completion >= asked):
-        return f"{where} {asked}"
-    if window and prompt is not None and completion is not None and prompt + completion >= window:
-        return f"the end of the model's context window ({prompt} prompt + {completion} answer tokens of {window})"
-    what = "the server's own limit on an answer"
-    if not (window and prompt is not None and completion is not None):  # the window cannot be ruled out
-        what += " or the context window"
-    tokens = f"{completion} tokens, by " if completion is not None else ""
-    return f"{tokens}{what}" + (f", before {where} {asked}" if asked is not None else " (no max_tokens was asked for)")
-
-
-def tokens_per_second(usage: dict[str, Any] | None, pieces_at: tuple[float, float] | None) -> str | None:
-    """Completion tokens (thinking included) over the time from the first streamed piece to the
-    last, e.g. "41.7"; None when unknown: not streamed, no token count, or no time between them."""
-    completion = (usage or {}).get("completion_tokens")
-    if pieces_at is None or not isinstance(completion, int) or isinstance(completion, bool) or completion <= 0:
-        return None
-    seconds = pieces_at[1] - pieces_at[0]
-    return f"{completion / seconds:.1f}" if seconds > 0 else None
-
-
-_MISSING_MODEL = re.compile(r"not found|does not exist|doesn't exist|no such model|unknown model|invalid model"
-                            r"|model .{0,200} not (?:available|supported|loaded)", re.IGNORECASE)
-
-
-def names_missing_model(error: APIError, model: str) -> bool:
-    """Whether an error says the model asked for does not exist: a 400 or 404 whose message
-    names a model as not found, as servers put it:
-      vLLM     404 "The model `m` does not exist." (type NotFoundError)
-      OpenAI   404 "The model `m` does not exist or you do not have access to it." (code model_not_found)
-      LiteLLM  400 "Invalid model name passed in model=m. Call `/v1/models` to view available models ..."
-      Ollama   404 'model "m" not found, try pulling it first'
-    A context-length 400 (which says "model" too) is not this."""
-    if getattr(error, "status", None) not in (400, 404) or error.is_context_length:
-        return False
-    info = getattr(error, "info", None)
-    if info is not None and info.code == "model_not_found":
-        return True
-    text = info.message if info is not None else str(error)
-    return "model" in text.lower() and _MISSING_MODEL.search(text) is not None
-
-
-def describe_turn(replayed: int, model: str, usage: dict[str, Any] | None, seq: int | None, *,
-                  limit: int | None = None, rate: str | None = None) -> str:
-    """The -v line. `seq` None: the round was not saved (over the cap). An odd `limit` is said:
-    replay is in whole rounds, so it rounds down (1 replays nothing)."""
-    tokens = ""
-    if usage and isinstance(usage.get("prompt_tokens"), int):
-        tokens = f" · {usage['prompt_tokens']} prompt + {usage.get('completion_tokens', '?')} completion tokens"
-    tokens += f" · {rate} tokens/s" if rate else " · tokens/s n/a"
-    rounded = f" (limit {limit}, rounded down to whole rounds)" if limit is not None and limit % 2 else ""
-    saved = f"saved as round {seq}" if seq is not None else "not saved"
-    return f"replayed {replayed} message(s){rounded} · model {one_line(model, 200)}{tokens} · {saved}"
 
 
 def read_message(parts: tuple[str, ...], stdin: Any = None, note: Write = lambda text: None) -> str:

@@ -33,6 +33,7 @@ sent before any of it is cut to length, and from every message again (`EndpointE
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +213,10 @@ def _secs(seconds: float | None) -> str:
     return "the timeout" if seconds is None else f"{seconds:g} s"
 
 
+_MISSING_MODEL = re.compile(r"not found|does not exist|doesn't exist|no such model|unknown model|invalid model"
+                            r"|model .{0,200} not (?:available|supported|loaded)", re.IGNORECASE)
+
+
 class APIError(EndpointError):
     """The server answered, with an error. `context_length` is set for context-length errors."""
 
@@ -232,6 +237,21 @@ class APIError(EndpointError):
     @property
     def is_context_length(self) -> bool:
         return self.context_length is not None
+
+    @property
+    def is_model_not_found(self) -> bool:
+        """Whether the server says the model asked for does not exist: a 400 or 404 whose
+        message names a model as not found, as servers put it:
+          vLLM     404 "The model `m` does not exist." (type NotFoundError)
+          OpenAI   404 "The model `m` does not exist or you do not have access to it." (code model_not_found)
+          LiteLLM  400 "Invalid model name passed in model=m. Call `/v1/models` to view available models ..."
+          Ollama   404 'model "m" not found, try pulling it first'
+        A context-length 400 (which says "model" too) is not this."""
+        if self.status not in (400, 404) or self.is_context_length:
+            return False
+        if self.info.code == "model_not_found":
+            return True
+        return "model" in self.info.message.lower() and _MISSING_MODEL.search(self.info.message) is not None
 
     @classmethod
     def in_body(cls, url: str, status: int, info: ErrorInfo, context_length: ContextLength | None = None) -> APIError:

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main as cli_main
-from cli._chat import describe_turn
+from cli._turn_notes import describe_turn
 from cli._interactive import limit_note
 from eventlog import Store
 from tests.echo_server import MODEL, EchoServer

@@ -14,7 +14,7 @@ import re
 import click
 import pytest
 
-from cli._chat import describe_turn, tokens_per_second
+from cli._turn_notes import describe_turn, tokens_per_second
 from cli._reasoning import FOOTER, HEADER, MAX_SAVED, ReasoningView, saved_form, wanted
 from tests.e2e.helpers import bai, log_rounds, projection
 from tests.echo_server import EchoServer
