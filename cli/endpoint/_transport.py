@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
 from .. import __version__
+from ._deadline import Deadline
 from ._decoding import ACCEPT_ENCODING, BodyDecodingError, CompressionBomb, ContentDecoder
 from ._error_body import http_error
 from ._errors import (
@@ -57,6 +56,7 @@ from ._errors import (
     StreamInterrupted,
     TLSError,
 )
+from ._failures import closed_unanswered, reason, root_cause
 from ._limits import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DEADLINE,
@@ -74,7 +74,7 @@ from ._results import ChatResult, StreamResult
 from ._sse import SSEDecoder
 from ._stream import StreamAccumulator
 from ._text import Redactor, one_line
-from ._urls import display_url, endpoint_urls, props_url
+from ._urls import display_url, endpoint_urls, plain_http_url, props_url
 from ._wire import ModelList, decode_json
 
 __all__ = ["USER_AGENT", "EndpointClient"]
@@ -120,7 +120,7 @@ class EndpointClient:
         self._retry = retry
         self._timeout = httpx.Timeout(connect=connect_timeout, read=timeout, write=timeout, pool=connect_timeout)
         self._deadline_seconds = deadline
-        self._deadline: _Deadline | None = None
+        self._deadline: Deadline | None = None
         self._tls = self.chat_url.lower().startswith("https://")
         self._probe = self._tls and probe_allowed(urlsplit(self.chat_url).hostname or "")
         self._stream_of_connection: Any = None  # httpcore's network stream of the newest connection
@@ -213,7 +213,7 @@ class EndpointClient:
     @contextmanager
     def _call(self) -> Iterator[None]:
         """One public call: its deadline runs, and no error leaves with the token in it."""
-        self._deadline = _Deadline(self._deadline_seconds, self._shut_down_connection)
+        self._deadline = Deadline(self._deadline_seconds, self._shut_down_connection)
         try:
             yield
         except EndpointError as exc:
@@ -292,7 +292,7 @@ class EndpointClient:
             try:
                 return self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
-                if not (trace.reused and stale < STALE_CONNECTION_RETRIES and _closed_unanswered(exc)):
+                if not (trace.reused and stale < STALE_CONNECTION_RETRIES and closed_unanswered(exc)):
                     raise self._network_error(exc, url) from exc
             finally:
                 self._end_handshake()
@@ -394,7 +394,7 @@ class EndpointClient:
                     raise DeadlineExceeded(url, self._deadline_seconds, received=accumulator.received) from exc
                 if isinstance(exc, httpx.ReadTimeout):
                     raise ReadTimeout(url, self._timeout.read, received=accumulator.received) from exc
-                raise StreamInterrupted(url, _reason(exc, self._redact), received=accumulator.received) from exc
+                raise StreamInterrupted(url, reason(exc, self._redact), received=accumulator.received) from exc
             if self._deadline_passed():  # the timer shut the connection: the body only seemed to end
                 raise DeadlineExceeded(url, self._deadline_seconds, received=accumulator.received)
             if not accumulator.events:
@@ -438,10 +438,10 @@ class EndpointClient:
             return DeadlineExceeded(shown, self._deadline_seconds)
         handshake = self._handshake
         if handshake is not None and handshake.plain_http:
-            return PlainHTTPServer(shown, _plain_url(url))
+            return PlainHTTPServer(shown, plain_http_url(url))
         if isinstance(exc, httpx.ConnectTimeout):
             if self._tls and self._tcp_connected and self._plain_http_answers(url):  # the handshake timed out
-                return PlainHTTPServer(shown, _plain_url(url))
+                return PlainHTTPServer(shown, plain_http_url(url))
             return ConnectTimeout(shown, self._timeout.connect)
         if isinstance(exc, httpx.ReadTimeout):
             return ReadTimeout(shown, self._timeout.read)
@@ -449,18 +449,18 @@ class EndpointClient:
             return EndpointTimeout(f"timed out sending the request to {shown}", url=shown, seconds=self._timeout.write)
         if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
             return InvalidEndpointURL(shown, str(exc))
-        cause = _root_cause(exc)
+        cause = root_cause(exc)
         if isinstance(exc, httpx.ConnectError):
             if isinstance(cause, socket.gaierror):
                 return DNSError(shown, urlsplit(url).hostname or "")
             if isinstance(cause, ssl.SSLCertVerificationError):
-                return TLSError(shown, _reason(cause, self._redact), certificate=True)
+                return TLSError(shown, reason(cause, self._redact), certificate=True)
             if self._tls and self._tcp_connected and self._plain_http_answers(url):
-                return PlainHTTPServer(shown, _plain_url(url))
+                return PlainHTTPServer(shown, plain_http_url(url))
             if isinstance(cause, ssl.SSLError):
-                return TLSError(shown, _reason(cause, self._redact))
-            return ConnectError(shown, _reason(cause or exc, self._redact))
-        return ConnectionLost(shown, _reason(cause or exc, self._redact))
+                return TLSError(shown, reason(cause, self._redact))
+            return ConnectError(shown, reason(cause or exc, self._redact))
+        return ConnectionLost(shown, reason(cause or exc, self._redact))
 
     def _plain_http_answers(self, url: str) -> bool:
         if not self._probe or (self._handshake is not None and self._handshake.probed):
@@ -468,43 +468,6 @@ class EndpointClient:
         parts = urlsplit(url)
         left = self._deadline.left() if self._deadline else None
         return answers_plain_http(parts.hostname or "", parts.port or 443, timeout=min(2.0, max(left or 2.0, 0.1)))
-
-
-class _Deadline:
-    """The deadline of one call: `passed()`, `left()`, and a timer that calls `on_expiry` (from
-    its own thread) when it passes."""
-
-    def __init__(self, seconds: float, on_expiry: Callable[[], None]) -> None:
-        self.at = time.monotonic() + seconds
-        self._expired = threading.Event()
-        self._on_expiry = on_expiry
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _expire(self) -> None:
-        self._expired.set()
-        self._on_expiry()
-
-    def left(self) -> float:
-        return self.at - time.monotonic()
-
-    def passed(self) -> bool:
-        return self._expired.is_set() or self.left() <= 0
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
-def _plain_url(url: str) -> str:
-    """The endpoint's URL with http:// (the port kept: the server listens there)."""
-    parts = urlsplit(display_url(url))
-    netloc = parts.netloc if parts.port else f"{parts.netloc}:443"
-    path = parts.path
-    for suffix in ("/chat/completions", "/models"):
-        path = path.removesuffix(suffix)
-    path = path.removesuffix("/v1")
-    return urlunsplit(("http", netloc, path, "", ""))
 
 
 class _ConnectionTrace:
@@ -533,38 +496,3 @@ class _ConnectionTrace:
     @property
     def reused(self) -> bool:
         return not self.connected
-
-
-def _closed_unanswered(exc: httpx.HTTPError) -> bool:
-    """Closed (FIN, or RST when our request sat unread) before any response came back.
-
-    Raised by `send`, so no response head had arrived. httpcore's message is the only mark of the
-    FIN case; the stale-connection tests in tests/endpoint/test_real_servers.py fail if it changes."""
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "without sending a response" in str(exc)
-    if isinstance(exc, httpx.ReadError | httpx.WriteError):
-        return isinstance(_root_cause(exc), ConnectionResetError | BrokenPipeError)
-    return False
-
-
-def _root_cause(exc: BaseException) -> BaseException | None:
-    """The OS-level error under httpx's and httpcore's wrappers (a TLS or DNS error first)."""
-    found = None
-    seen = 0
-    current: BaseException | None = exc.__cause__ or exc.__context__
-    while current is not None and seen < 10:
-        if isinstance(current, ssl.SSLError | socket.gaierror):
-            return current
-        if isinstance(current, OSError):
-            found = current
-        current = current.__cause__ or current.__context__
-        seen += 1
-    return found
-
-
-def _reason(exc: BaseException, redact: Redactor) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
-        return exc.verify_message
-    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ssl.SSLError):
-        return exc.strerror
-    return one_line(redact.text(str(exc)), 200) or type(exc).__name__  # it may quote the server

@@ -42,12 +42,25 @@ def endpoint_urls(base_url: str) -> tuple[str, str]:
     return join(chat), join(api + "/models")
 
 
+def _base_path(path: str) -> str:
+    """An endpoint URL's path without `/chat/completions` or `/models`, then without `/v1`."""
+    for suffix in ("/chat/completions", "/models"):
+        path = path.removesuffix(suffix)
+    return path.removesuffix("/v1")
+
+
 def props_url(models_url: str) -> str:
     """llama.cpp's `/props`, beside (not under) `/v1`: `http://h:8080/v1/models` -> `http://h:8080/props`."""
     parts = urlsplit(models_url)
-    path = parts.path[: -len("/models")] if parts.path.endswith("/models") else parts.path
-    path = path[: -len("/v1")] if path.endswith("/v1") else path
-    return urlunsplit((parts.scheme, parts.netloc, path + "/props", parts.query, ""))
+    return urlunsplit((parts.scheme, parts.netloc, _base_path(parts.path) + "/props", parts.query, ""))
+
+
+def plain_http_url(url: str) -> str:
+    """The endpoint's URL with http:// (the port kept: the server listens there), for the hint
+    that an https:// endpoint may be plain HTTP."""
+    parts = urlsplit(display_url(url))
+    netloc = parts.netloc if parts.port else f"{parts.netloc}:443"
+    return urlunsplit(("http", netloc, _base_path(parts.path), "", ""))
 
 
 def display_url(url: str) -> str:
