@@ -19,13 +19,12 @@ import subprocess
 import threading
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 
 from cli import main as cli_main
 from tests.e2e.helpers import BAI, bai_env
-from tests.echo_server import EchoServer
+
+from .helpers import bai
 
 U1 = "0f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"
 U2 = "1f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"
@@ -39,24 +38,6 @@ def home(tmp_path, monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("BAI_DEBUG", raising=False)
     return tmp_path / "home"
-
-
-@pytest.fixture
-def server():
-    with EchoServer() as s:
-        yield s
-
-
-@click.command(add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry(ctx):
-    ctx.exit(cli_main.run(ctx.args))
-
-
-def bai(*args, input=None):
-    """`bai` in-process, as the console script runs it: (code, stdout, stderr)."""
-    result = CliRunner().invoke(_entry, list(args), input=input, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def run_bai(home: Path, *args, input: bytes | None = None, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:

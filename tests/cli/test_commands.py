@@ -11,6 +11,8 @@ from cli import main as cli_main
 from cli._chat import ChatRequest, ChatUsageError, build_messages, build_payload, read_message
 from eventlog import Store
 
+from .helpers import bai, entry
+
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
@@ -19,20 +21,6 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
-def bai(*args, input=None):
-    """Run `bai` in-process the way the console script does; returns (code, stdout, stderr)."""
-    runner = CliRunner()
-    result = runner.invoke(_entry, list(args), input=input, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-import click  # noqa: E402
-
-
-@click.command(add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry(ctx):
-    ctx.exit(cli_main.run(ctx.args))
 
 
 U1 = "0f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"  # a Backend.AI deployment id
@@ -224,7 +212,7 @@ def test_no_color_and_help_examples(home, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     _seed(home)
     runner = CliRunner()
-    result = runner.invoke(_entry, ["deployment", "chat-history", "show", "d1"], color=True)
+    result = runner.invoke(entry, ["deployment", "chat-history", "show", "d1"], color=True)
     assert "\x1b[" not in result.stdout
 
 

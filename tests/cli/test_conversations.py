@@ -11,9 +11,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.echo_server import EchoServer
+from .helpers import bai
 
-from .test_commands import bai
+
 
 U1 = "0f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"
 BAI = str(Path(sys.executable).with_name("bai"))
@@ -24,12 +24,6 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("BAI_CHAT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NO_COLOR", "1")
     return tmp_path / "home"
-
-
-@pytest.fixture
-def server():
-    with EchoServer() as s:
-        yield s
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pexpect
 import pytest
-from click.testing import CliRunner
 
-from cli import main as cli_main
 from cli._turn_notes import describe_turn
 from cli._interactive import limit_note
 from eventlog import Store
 from tests.echo_server import MODEL, EchoServer
+
+from .helpers import bai
 
 BAI = str(Path(sys.executable).with_name("bai"))
 TIMEOUT = 60
@@ -35,24 +34,6 @@ def home(tmp_path, monkeypatch):
                  "BAI_TOKEN", "BAI_DEPLOYMENT", "BAI_DEBUG"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "home"
-
-
-@pytest.fixture
-def server():
-    with EchoServer() as s:
-        yield s
-
-
-@click.command(add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.pass_context
-def _entry(ctx):
-    ctx.exit(cli_main.run(ctx.args))
-
-
-def bai(*args: str, input: str | None = None):
-    """In-process; returns (code, stdout, stderr)."""
-    r = CliRunner().invoke(_entry, list(args), input=input, catch_exceptions=False)
-    return r.exit_code, r.stdout, r.stderr
 
 
 def run(*args: str, stdin=subprocess.DEVNULL, input: str | None = None, env: dict | None = None):

@@ -17,18 +17,12 @@ import pytest
 from cli._turn_notes import describe_turn, tokens_per_second
 from cli._reasoning import FOOTER, HEADER, MAX_SAVED, ReasoningView, saved_form, wanted
 from tests.e2e.helpers import bai, log_rounds, projection
-from tests.echo_server import EchoServer
 from tests.endpoint.server import Reply, ScriptedServer
+
 
 U = "0f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"
 THOUGHT = "The user says hi.\nI should greet them back."
 SHOWN = f"{HEADER}\n{THOUGHT}\n{FOOTER}\n\n"
-
-
-@pytest.fixture
-def server():
-    with EchoServer() as s:
-        yield s
 
 
 @pytest.fixture

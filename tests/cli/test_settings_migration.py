@@ -4,7 +4,8 @@ without `endpoint_url`, and its next save dropped every key it does not know."""
 
 import json
 
-from .test_commands import bai, home  # noqa: F401 - the fixture
+from .helpers import bai
+from .test_commands import home  # noqa: F401 - the fixture
 
 U = "0f6a5c1e-8d2b-4c1a-9e3f-2b7d9a1c4e55"
 OTHER = "1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b"

@@ -142,7 +142,7 @@ def test_stream_options_are_sent_when_streaming_and_the_usage_is_kept(home, echo
 
 def test_in_process_two_calls_share_context(home, echo, monkeypatch):
     # The same through click's CliRunner, in process: what the commands do, without a subprocess.
-    from tests.cli.test_commands import bai as run_in_process
+    from tests.cli.helpers import bai as run_in_process
 
     monkeypatch.setenv("BAI_CHAT_HOME", str(home))
     assert run_in_process("deployment", "chat-config", "set", D, "--endpoint", echo.root_url)[0] == 0
