@@ -101,7 +101,7 @@ def _variable_name(value: str | None) -> str | None:
 def _cap_effect(app: App, deployment: str, changes: dict) -> str | None:
     """What new caps do to the saved history, said before it happens quietly: the rounds over
     them are hidden at once and leave the disk at the next save or compaction."""
-    from eventlog import Caps, Store
+    from eventlog import Caps, Store, stream_id
 
     current = app.deployment_config(deployment)
     default = Caps()
@@ -112,14 +112,17 @@ def _cap_effect(app: App, deployment: str, changes: dict) -> str | None:
 
     try:
         new = Caps(messages=value("history_cap", default.messages), bytes=value("history_max_bytes", default.bytes))
-        shown = 2 * len(app.store.rounds(deployment))
-        kept = 2 * len(Store(caps=new, warn=app.warn_once).rounds(deployment))
+        capped = Store(caps=new, warn=app.warn_once)
+        streams = [stream_id(deployment, name) for name in [None, *app.store.conversations(deployment)]]
+        shown = sum(2 * len(app.store.rounds(s)) for s in streams)  # each conversation is capped alike
+        kept = sum(2 * len(capped.rounds(s)) for s in streams)
     except Exception:  # noqa: BLE001 - a note only: an unreadable log is reported by the commands that read it
         return None
     if kept >= shown:
         return None
-    return (f"the new cap keeps {kept} of the {shown} saved message(s): the oldest {shown - kept} are no longer "
-            f"replayed or shown, and leave the disk at the next save or compaction")
+    where = f" (in its {len(streams)} conversations)" if len(streams) > 1 else ""
+    return (f"the new cap keeps {kept} of the {shown} saved message(s){where}: the oldest {shown - kept} are no "
+            f"longer replayed or shown, and leave the disk at the next save or compaction")
 
 
 @chat_config.command("default")

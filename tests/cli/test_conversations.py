@@ -219,3 +219,8 @@ def test_export_and_search_never_pass_on_a_servers_control_sequences(home, tmp_p
     target = tmp_path / "chat.md"
     assert bai("deployment", "chat-history", "export", "d1", "-o", str(target))[0] == 0
     assert "\x1b" not in target.read_text() and "red" in target.read_text()
+
+
+def test_lowering_the_cap_says_what_it_hides_in_every_conversation(talked):
+    code, _, err = bai("deployment", "chat-config", "set", U1, "--history-cap", "2")
+    assert code == 0 and "keeps 4 of the 6 saved message(s) (in its 2 conversations)" in err, err
